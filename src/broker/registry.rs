@@ -1,0 +1,119 @@
+//! Builds components from their `spec.type`. Each component registers one
+//! [`Factory`]: a pure `validate` step (used by `sidebus validate` and before
+//! any port is bound) and an async `build`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{BrokerError, PubSub};
+use crate::config::model::ComponentSpec;
+
+/// One problem with one metadata key of a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataProblem {
+    /// The metadata key (`spec.metadata[].name`).
+    pub key: String,
+    /// The offending value (secrets are never shown: use `<secret>`).
+    pub value: String,
+    /// Why it is wrong, as a short sentence.
+    pub reason: String,
+}
+
+impl MetadataProblem {
+    /// Convenience constructor.
+    pub fn new(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The result of validating a component's metadata without I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validation {
+    /// Problems that stop sidebus from starting.
+    pub errors: Vec<MetadataProblem>,
+    /// Keys that are ignored (unknown to us, e.g. daprd-only settings).
+    pub warnings: Vec<MetadataProblem>,
+}
+
+/// What a factory may need besides the component's own spec.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The app id (default consumer group, client ids).
+    pub app_id: String,
+    /// The sidecar's data folder (embedded broker, outbox).
+    pub data_dir: PathBuf,
+}
+
+/// Builds one kind of component.
+#[async_trait]
+pub trait Factory: Send + Sync + 'static {
+    /// The `spec.type` names this factory serves, e.g. `["pubsub.kafka"]`.
+    fn type_names(&self) -> &'static [&'static str];
+
+    /// Checks the metadata without any I/O.
+    fn validate(&self, spec: &ComponentSpec) -> Validation;
+
+    /// Builds the component. May connect to the broker.
+    async fn build(
+        &self,
+        spec: &ComponentSpec,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn PubSub>, BrokerError>;
+}
+
+/// All component factories compiled into this binary, keyed by `spec.type`.
+pub struct Registry {
+    factories: BTreeMap<&'static str, Arc<dyn Factory>>,
+}
+
+impl Registry {
+    /// The registry with every component enabled by cargo features.
+    pub fn builtin() -> Self {
+        let mut reg = Self {
+            factories: BTreeMap::new(),
+        };
+        reg.register(Arc::new(super::in_memory::InMemoryFactory));
+        reg
+    }
+
+    /// Adds a factory under each of its type names.
+    pub fn register(&mut self, factory: Arc<dyn Factory>) {
+        for name in factory.type_names() {
+            self.factories.insert(name, factory.clone());
+        }
+    }
+
+    /// The factory for a `spec.type`, if compiled in.
+    pub fn get(&self, type_name: &str) -> Option<&Arc<dyn Factory>> {
+        self.factories.get(type_name)
+    }
+
+    /// Every known `spec.type`, sorted.
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.factories.keys().copied().collect()
+    }
+
+    /// The type of the component created when no resources path is given.
+    pub fn default_type(&self) -> &'static str {
+        if self.factories.contains_key("pubsub.embedded") {
+            "pubsub.embedded"
+        } else {
+            "pubsub.in-memory"
+        }
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("types", &self.type_names())
+            .finish()
+    }
+}

@@ -1,0 +1,8 @@
+//! The `sidebus` binary: parse flags, wire the runtime, run.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+
+fn main() {
+    let _cli = sidebus::config::Cli::parse();
+}
