@@ -12,4 +12,6 @@
 
 pub mod broker;
 pub mod config;
+pub mod admin;
 pub mod runtime;
+pub mod telemetry;
