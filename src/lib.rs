@@ -2,8 +2,8 @@
 //!
 //! Where things live:
 //! - `config/`    flags (`flags.rs`), resource YAML and validation, the typed model
-//! - `broker/`    the component contract (`mod.rs`), registry, conformance suite,
-//!                one folder per broker (`in_memory/`, …)
+//! - `broker/`    the component contract (`mod.rs`), registry, conformance
+//!   suite, one folder per broker (`in_memory/`, …)
 //! - `envelope/`  the CloudEvent daprd would build; decoding on delivery
 //! - `delivery/`  per-subscription dispatcher, app channels, routing, dead letters
 //! - `api/`       the HTTP (and gRPC) edges; daprd's error codes in one place
