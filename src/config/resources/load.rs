@@ -110,6 +110,10 @@ pub(crate) fn run(
     let subscriptions = check_subscriptions(subscriptions, &declared, &mut sink);
     check_targets(&resiliencies, &declared, &mut sink);
 
+    // Group problems by file (stable: document order is kept within a
+    // file), so the listing reads top to bottom like the folder.
+    sink.errors.sort_by(|a, b| a.file.cmp(&b.file));
+    sink.warnings.sort_by(|a, b| a.file.cmp(&b.file));
     if !sink.errors.is_empty() {
         return Err(sink.errors);
     }
@@ -225,7 +229,7 @@ fn check_subscriptions(
         if !declared.iter().any(|(c, _)| c.name == s.pubsub_name) {
             let known: Vec<&str> = declared.iter().map(|(c, _)| c.name.as_str()).collect();
             let reason = format!(
-                "no pubsub component with this name (loaded: {})",
+                "no pubsub component with this name (declared: {})",
                 list_or_none(&known)
             );
             sink.error(&h, "spec.pubsubname", &s.pubsub_name, reason);
