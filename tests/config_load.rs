@@ -247,3 +247,349 @@ fn validate_engine_lists_everything_and_exits_78() {
     assert_eq!(good.exit_code(), 0, "{:?}", good.errors);
     assert_eq!(good.counts, (1, 2, 1));
 }
+
+#[test]
+fn secrets_resolve_from_env_and_files_and_never_print() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("kafka-creds")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("kafka-creds/password"), "file-s3cret\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::env::set_var("SIDEBUS_SECRETS_DIR", dir.path());
+    std::env::set_var("SIDEBUS_TEST_TOKEN", "env-t0ken");
+    std::env::set_var("SIDEBUS_TEST_FALLBACK", "env-fallback");
+
+    let loaded = load_ok(&[fixture("secrets")], "checkout");
+    let md = &loaded.resources.components[0].metadata;
+    assert_eq!(md.get("token").map(String::as_str), Some("env-t0ken"));
+    assert_eq!(md.get("password").map(String::as_str), Some("file-s3cret"));
+    assert_eq!(md.get("fallback").map(String::as_str), Some("env-fallback"));
+    // pubsub.in-memory warns about every key; the warnings mask secrets.
+    assert_eq!(loaded.warnings.len(), 3, "{}", lines(&loaded.warnings));
+    for w in &loaded.warnings {
+        assert_eq!(w.value, "<secret>", "{w}");
+        let shown = w.to_string();
+        assert!(
+            !shown.contains("s3cret")
+                && !shown.contains("t0ken")
+                && !shown.contains("env-fallback"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn factory_problems_become_config_errors_with_secrets_masked() {
+    let mut registry = Registry::builtin();
+    registry.register(Arc::new(FakeFactory(&["pubsub.fake"])));
+    std::env::set_var("SIDEBUS_TEST_WEAK", "bad");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: fake}\nspec:\n  type: pubsub.fake\n  metadata:\n    - {name: password, secretKeyRef: {name: SIDEBUS_TEST_WEAK, key: SIDEBUS_TEST_WEAK}}\n    - {name: legacy, value: 1}\n";
+    std::fs::write(dir.path().join("fake.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+    let errors = resources::load(&[dir.path().to_path_buf()], "checkout", &registry)
+        .err()
+        .unwrap_or_else(|| panic!("factory errors must fail the load"));
+    let got: Vec<(&str, &str, &str, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.resource.as_str(),
+                e.field.as_str(),
+                e.value.as_str(),
+                e.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Component/fake", "spec.metadata.brokers", "", "is required"),
+            (
+                "Component/fake",
+                "spec.metadata.password",
+                "<secret>",
+                "too weak"
+            ),
+        ]
+    );
+
+    // Fixed: now only the warning remains, in Loaded.warnings.
+    let yaml = yaml
+        .replace(
+            "SIDEBUS_TEST_WEAK, key: SIDEBUS_TEST_WEAK}}",
+            "SIDEBUS_TEST_WEAK, key: SIDEBUS_TEST_WEAK}}\n    - {name: brokers, value: \"k:9092\"}",
+        )
+        .replace(
+            "secretKeyRef: {name: SIDEBUS_TEST_WEAK, key: SIDEBUS_TEST_WEAK}",
+            "value: strong",
+        );
+    std::fs::write(dir.path().join("fake.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = resources::load(&[dir.path().to_path_buf()], "checkout", &registry)
+        .unwrap_or_else(|e| panic!("{}", lines(&e)));
+    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(
+        (
+            loaded.warnings[0].field.as_str(),
+            loaded.warnings[0].value.as_str()
+        ),
+        ("spec.metadata.legacy", "1")
+    );
+}
+
+#[test]
+fn templates_expand_in_component_metadata() {
+    std::env::set_var("POD_NAME", "checkout-pod-1");
+    std::env::set_var("NAMESPACE", "shop");
+    let loaded = load_ok(&[fixture("templates")], "checkout");
+    let md = &loaded.resources.components[0].metadata;
+    let get = |k: &str| md.get(k).map(String::as_str).unwrap_or_default();
+    assert_eq!(
+        get("consumerID"),
+        "orders-workers",
+        "an explicit consumerID is kept"
+    );
+    assert_eq!(get("consumerGroup"), "checkout-group");
+    assert_eq!(get("clientId"), "checkout-pod-1");
+    assert_eq!(get("nsGroup"), "shop.checkout");
+    assert!(
+        uuid::Uuid::parse_str(get("instance")).is_ok(),
+        "{}",
+        get("instance")
+    );
+    assert!(
+        loaded.warnings.iter().any(
+            |w| w.field == "spec.metadata.nsGroup" && w.reason.contains("prefixes every topic")
+        ),
+        "{}",
+        lines(&loaded.warnings)
+    );
+}
+
+#[test]
+fn scopes_select_resources_per_app() {
+    let checkout = load_ok(&[fixture("scoping")], "checkout").resources;
+    let names = |r: &sidebus::config::Resources| {
+        (
+            r.components
+                .iter()
+                .map(|c| format!("{}{:?}", c.name, c.scopes))
+                .collect::<Vec<_>>(),
+            r.subscriptions
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+            r.resiliencies
+                .iter()
+                .map(|x| x.name.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        names(&checkout),
+        (
+            vec!["shared[]".into(), "private[\"checkout\"]".into()],
+            vec!["everyone".into()],
+            vec![]
+        )
+    );
+    let billing = load_ok(&[fixture("scoping")], "billing").resources;
+    assert_eq!(
+        names(&billing),
+        (
+            vec!["shared[]".into(), "private[\"billing\"]".into()],
+            vec!["billing-only".into(), "everyone".into()],
+            vec!["billing-resiliency".into()]
+        )
+    );
+    // An app in no scope list sees only the unscoped resources.
+    let other = load_ok(&[fixture("scoping")], "other").resources;
+    assert_eq!(
+        names(&other),
+        (vec!["shared[]".into()], vec!["everyone".into()], vec![])
+    );
+    // No app id (`sidebus validate` without --app-id): everything is checked,
+    // and the two `private` components do not collide (disjoint scopes).
+    let all = load_ok(&[fixture("scoping")], "").resources;
+    assert_eq!(
+        (
+            all.components.len(),
+            all.subscriptions.len(),
+            all.resiliencies.len()
+        ),
+        (3, 2, 1)
+    );
+    assert!(all
+        .components
+        .iter()
+        .all(|c| !c.metadata.contains_key("consumerID")));
+}
+
+#[test]
+fn v1alpha1_and_v2alpha1_normalise_and_other_resources_are_ignored() {
+    let loaded = load_ok(&[fixture("multi-doc")], "checkout");
+    let r = &loaded.resources;
+    assert_eq!(r.components.len(), 1);
+    let md = &r.components[0].metadata;
+    // YAML numbers and bools arrive as daprd's strings.
+    assert_eq!(
+        (
+            md["maxLen"].as_str(),
+            md["enabled"].as_str(),
+            md["ratio"].as_str()
+        ),
+        ("3", "true", "0.5")
+    );
+
+    let v2 = &r.subscriptions[0];
+    assert_eq!(v2.name, "events-sub");
+    assert_eq!(
+        v2.rules,
+        [
+            rule("event.data.level == \"error\"", "/audit/errors"),
+            rule("", "/audit/catch-all"),
+            rule("", "/audit")
+        ]
+    );
+    assert_eq!(
+        v2.kind,
+        sidebus::config::model::SubscriptionKind::Declarative
+    );
+    assert!(v2.bulk.enabled);
+    assert_eq!(
+        (v2.bulk.max_messages_count, v2.bulk.max_await_duration_ms),
+        (500, 40)
+    );
+    assert_eq!(
+        v2.metadata.get("rawPayload").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        v2.metadata.get("maxRetries").map(String::as_str),
+        Some("-1")
+    );
+    assert_eq!(v2.dead_letter_topic, None);
+
+    let v1 = &r.subscriptions[1];
+    assert_eq!((v1.name.as_str(), v1.topic.as_str()), ("legacy", "legacy"));
+    assert_eq!(v1.rules, [rule("", "/legacy")]);
+    assert_eq!(v1.dead_letter_topic.as_deref(), Some("legacy-dead"));
+    assert_eq!(v1.bulk, sidebus::config::model::BulkSubscribe::default());
+
+    let ignored: Vec<(&str, &str)> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.reason.ends_with("ignored") && !w.field.starts_with("spec.metadata"))
+        .map(|w| (w.resource.as_str(), w.value.as_str()))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            ("Component/statestore", "state.redis"),
+            ("Configuration/tracing", "Configuration"),
+            ("Component/bindings-cron", "bindings.cron")
+        ]
+    );
+}
+
+#[test]
+fn duplicate_subscriptions_warn_and_the_first_wins() {
+    let loaded = load_ok(&[fixture("duplicates")], "checkout");
+    let subs = &loaded.resources.subscriptions;
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].name, "first");
+    let warnings: Vec<(&str, &str, &str)> = loaded
+        .warnings
+        .iter()
+        .map(|w| (w.resource.as_str(), w.field.as_str(), w.reason.as_str()))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{}", lines(&loaded.warnings));
+    assert_eq!(
+        (warnings[0].0, warnings[0].1),
+        ("Subscription/second", "spec.topic")
+    );
+    assert!(
+        warnings[0]
+            .2
+            .contains("already subscribed by Subscription/first"),
+        "{}",
+        warnings[0].2
+    );
+    assert_eq!(
+        (warnings[1].0, warnings[1].1),
+        (
+            "Resiliency/targets-absent",
+            "spec.targets.components.kafka-prod"
+        )
+    );
+}
+
+#[test]
+fn duplicate_component_names_are_errors_within_and_across_files() {
+    let errors = load_err(&[fixture("duplicate-names")], "checkout");
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (file_name(e), e.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("a.yaml", "metadata.name"), ("b.yaml", "metadata.name")],
+        "{}",
+        lines(&errors)
+    );
+    assert!(errors
+        .iter()
+        .all(|e| e.reason.contains("first defined in") && e.reason.contains("a.yaml")));
+    // Also across two resources paths.
+    let errors = load_err(
+        &[root("components"), fixture("syntax").join("a-good.yaml")],
+        "checkout",
+    );
+    assert_eq!(errors.len(), 1, "{}", lines(&errors));
+    assert!(errors[0].reason.contains("pubsub.yaml"));
+}
+
+#[test]
+fn yaml_syntax_errors_name_document_line_and_column() {
+    let errors = load_err(&[fixture("syntax")], "checkout");
+    assert_eq!(errors.len(), 1, "{}", lines(&errors));
+    assert_eq!(
+        (file_name(&errors[0]), errors[0].resource.as_str()),
+        ("b-bad.yaml", "<document 2>")
+    );
+    assert!(
+        errors[0]
+            .reason
+            .starts_with("YAML syntax error at line 8 column 1: "),
+        "{}",
+        errors[0].reason
+    );
+}
+
+#[test]
+fn missing_folder_is_an_error_and_empty_folder_is_fine() {
+    let missing = fixture("no-such-folder");
+    let errors = load_err(&[fixture("empty"), missing.clone()], "checkout");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].file, missing);
+    assert_eq!(errors[0].reason, "resources folder does not exist");
+
+    let loaded = load_ok(&[fixture("empty")], "checkout");
+    assert!(loaded.resources.components.is_empty() && loaded.warnings.is_empty());
+}
+
+#[test]
+fn default_component_is_pubsub_of_the_default_type() {
+    let registry = Registry::builtin();
+    let c = resources::default_component(&registry, "checkout");
+    assert_eq!(
+        (c.name.as_str(), c.type_name.as_str()),
+        ("pubsub", registry.default_type())
+    );
+    assert_eq!(
+        c.metadata.get("consumerID").map(String::as_str),
+        Some("checkout")
+    );
+    assert_eq!(c.source, PathBuf::from("<default>"));
+    assert!(registry
+        .get(&c.type_name)
+        .is_some_and(|f| f.validate(&c).errors.is_empty()));
+}

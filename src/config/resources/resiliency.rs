@@ -279,3 +279,89 @@ impl ResiliencyPolicies {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Value {
+        json!({
+            "policies": {
+                "timeouts": {"DefaultTimeoutPolicy": "30s", "DefaultComponentInboundTimeoutPolicy": "2s", "fast": "100ms"},
+                "retries": {
+                    "DefaultRetryPolicy": {"maxRetries": 3},
+                    "DefaultPubsubComponentOutboundRetryPolicy": {"policy": "exponential", "maxRetries": "7"},
+                    "named": {"policy": "constant", "duration": "250ms", "matching": {"httpStatusCodes": "500-503, 429"}}
+                },
+                "circuitBreakers": {"DefaultComponentCircuitBreakerPolicy": {}}
+            },
+            "targets": {"components": {"orders": {"inbound": {"retry": "named", "timeout": "fast"}}}}
+        })
+    }
+
+    #[test]
+    fn named_targets_win_then_default_names_narrowest_first() {
+        let p = ResiliencyPolicies::from_spec(&spec()).unwrap_or_else(|e| panic!("{e:?}"));
+        let inbound = p.policies_for("orders", Direction::Inbound);
+        assert_eq!(inbound.timeout, Some(Duration::from_millis(100)));
+        let retry = inbound.retry.unwrap_or_else(|| panic!("named retry"));
+        assert_eq!(
+            (retry.duration, retry.max_retries),
+            (Duration::from_millis(250), -1)
+        );
+        let m = retry.matching.clone().unwrap_or_default();
+        assert_eq!(m.http, [(500, 503), (429, 429)]);
+        assert!(m.retries_grpc(14), "no gRPC list: every gRPC code retries");
+
+        let outbound = p.policies_for("orders", Direction::Outbound);
+        assert_eq!(outbound.timeout, Some(Duration::from_secs(30)));
+        let retry = outbound
+            .retry
+            .unwrap_or_else(|| panic!("default outbound retry"));
+        assert_eq!(
+            (retry.backoff, retry.max_retries),
+            (Backoff::Exponential, 7)
+        );
+
+        let other = p.policies_for("payments", Direction::Inbound);
+        assert_eq!(other.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(other.retry.map(|r| r.max_retries), Some(3));
+        let cb = other
+            .circuit_breaker
+            .unwrap_or_else(|| panic!("default breaker"));
+        assert_eq!(
+            (cb.max_requests, cb.timeout, cb.trip.as_str()),
+            (1, Duration::from_secs(60), "consecutiveFailures > 5")
+        );
+        assert_eq!(cb.interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn empty_spec_has_no_policies_and_first_definition_wins() {
+        let empty = ResiliencyPolicies::from_spec(&Value::Null).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            empty.policies_for("x", Direction::Outbound),
+            AppliedPolicies::default()
+        );
+
+        let spec_of = |s: Value| ResiliencySpec {
+            name: "r".into(),
+            spec: s,
+            scopes: Vec::new(),
+            source: "r.yaml".into(),
+        };
+        let merged = ResiliencyPolicies::from_specs(&[
+            spec_of(json!({"policies": {"timeouts": {"t": "1s"}}})),
+            spec_of(json!({"policies": {"timeouts": {"t": "9s", "u": "2s"}}})),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(merged.timeouts.get("t"), Some(&Duration::from_secs(1)));
+        assert_eq!(merged.timeouts.get("u"), Some(&Duration::from_secs(2)));
+
+        let bad = ResiliencyPolicies::from_spec(&json!({"policies": {"timeouts": {"t": 5}}}));
+        let problems = bad.err().unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "spec.policies.timeouts.t");
+    }
+}
