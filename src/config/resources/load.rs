@@ -115,8 +115,21 @@ pub(crate) fn run(
     sink.errors.sort_by(|a, b| a.file.cmp(&b.file));
     sink.warnings.sort_by(|a, b| a.file.cmp(&b.file));
     if !sink.errors.is_empty() {
+        tracing::debug!(
+            errors = sink.errors.len(),
+            warnings = sink.warnings.len(),
+            "Resources are invalid."
+        );
         return Err(sink.errors);
     }
+    tracing::debug!(
+        documents = docs.len(),
+        components = components.len(),
+        subscriptions = subscriptions.len(),
+        resiliencies = resiliencies.len(),
+        warnings = sink.warnings.len(),
+        "Resources loaded."
+    );
     Ok(Loaded {
         resources: Resources {
             components: components.into_iter().map(|c| c.spec).collect(),
