@@ -188,3 +188,69 @@ fn metadata(header: &Header, value: &Value, sink: &mut Sink) -> Metadata {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn parse_yaml(api_version: &str, spec: &str) -> (Option<SubscriptionSpec>, Sink) {
+        let header = Header {
+            file: PathBuf::from("s.yaml"),
+            label: "Subscription/s".into(),
+            api_version: api_version.into(),
+            name: "s".into(),
+            scopes: Vec::new(),
+        };
+        let value: Value = serde_yaml_ng::from_str(spec).unwrap_or_else(|e| panic!("{e}"));
+        let mut sink = Sink::default();
+        (parse(&header, &value, &mut sink), sink)
+    }
+
+    #[test]
+    fn fields_of_the_other_version_are_ignored_with_a_warning() {
+        let (sub, sink) = parse_yaml(
+            "dapr.io/v2alpha1",
+            "spec: {pubsubname: p, topic: t, route: /old, routes: {default: /new}}",
+        );
+        let sub = sub.unwrap_or_else(|| panic!("{:?}", sink.errors));
+        assert_eq!(
+            sub.rules,
+            [RouteRule {
+                match_expr: String::new(),
+                path: "/new".into()
+            }]
+        );
+        assert_eq!(sink.warnings.len(), 1);
+        assert_eq!(sink.warnings[0].field, "spec.route");
+
+        let (sub, sink) = parse_yaml(
+            "dapr.io/v1alpha1",
+            "spec: {pubsubname: p, topic: t, routes: {default: /new}}",
+        );
+        assert!(sub.is_none());
+        let fields: Vec<&str> = sink.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.route"]);
+        assert_eq!(sink.warnings[0].field, "spec.routes");
+    }
+
+    #[test]
+    fn rule_without_path_and_structured_metadata_are_errors() {
+        let (sub, sink) = parse_yaml(
+            "dapr.io/v2alpha1",
+            "spec: {pubsubname: p, topic: t, routes: {rules: [{match: 'true'}]}, metadata: {a: [1]}, bulkSubscribe: {enabled: maybe, maxAwaitDurationMs: -1}}",
+        );
+        assert!(sub.is_none());
+        let fields: Vec<&str> = sink.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.routes.rules[0].path",
+                "spec.bulkSubscribe.enabled",
+                "spec.bulkSubscribe.maxAwaitDurationMs",
+                "spec.metadata.a"
+            ]
+        );
+    }
+}
