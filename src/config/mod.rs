@@ -7,3 +7,11 @@ pub mod model;
 
 pub use flags::{Cli, Command, Settings};
 pub use model::{ComponentSpec, Resources, SubscriptionSpec};
+pub mod duration;
+pub mod error;
+pub mod resources;
+pub mod secrets;
+pub mod template;
+pub mod validate;
+
+pub use error::ConfigError;
