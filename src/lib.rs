@@ -12,4 +12,5 @@
 
 pub mod broker;
 pub mod config;
+pub mod envelope;
 pub mod runtime;
