@@ -13,4 +13,5 @@
 pub mod broker;
 pub mod config;
 pub mod envelope;
+pub mod routing;
 pub mod runtime;
