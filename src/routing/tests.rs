@@ -175,3 +175,9 @@ fn routes_an_envelope_built_on_publish() {
     let event = decode(&envelope.data).unwrap();
     assert_eq!(router.route(&event).unwrap(), Some("/acme-big"));
 }
+
+#[test]
+fn doubles_compare_with_int_literals() {
+    let router = Router::new(&[rule("event.data.n > 3 && event.data.n == 5", "/x")]).unwrap();
+    assert_eq!(router.route(&widget()).unwrap(), Some("/x"));
+}
