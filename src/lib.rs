@@ -1,17 +1,24 @@
 //! sidebus: a per-pod pub/sub sidecar that speaks Dapr's pub/sub API.
 //!
 //! Where things live:
-//! - `config/`    flags (`flags.rs`), resource YAML and validation, the typed model
+//! - `config/`    flags (`flags.rs`), resource YAML (`resources/`), validation,
+//!   secrets and templates, the typed model (`model.rs`)
 //! - `broker/`    the component contract (`mod.rs`), registry, conformance
 //!   suite, one folder per broker (`in_memory/`, …)
 //! - `envelope/`  the CloudEvent daprd would build; decoding on delivery
-//! - `delivery/`  per-subscription dispatcher, app channels, routing, dead letters
-//! - `api/`       the HTTP (and gRPC) edges; daprd's error codes in one place
-//! - `runtime/`   the running sidecar: components, subscriptions, readiness, shutdown
+//! - `routing/`   CEL routing rules of subscriptions
+//! - `delivery/`  per-subscription dispatcher, app channels, dead letters
+//! - `api/`       the HTTP edge; daprd's error codes in one place
+//! - `runtime/`   the running sidecar: components, scopes, the publish path,
+//!   start-up and shutdown order
+//! - `admin.rs`   liveness and readiness on the admin port
+//! - `telemetry/` logging
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod broker;
 pub mod config;
-pub mod admin;
+pub mod envelope;
+pub mod routing;
 pub mod runtime;
 pub mod telemetry;
