@@ -17,14 +17,7 @@ pub const EXIT_CONFIG: i32 = 78;
 /// Largest `maxInFlight` a subscription may ask for.
 pub const MAX_IN_FLIGHT: i64 = 100_000;
 
-/// Go's `strconv.ParseBool`: the only spellings daprd accepts.
-pub fn parse_go_bool(raw: &str) -> Option<bool> {
-    match raw {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::envelope::parse_bool as parse_go_bool;
 
 /// Compiles a CEL expression (routing `match`, breaker `trip`); the error
 /// is the compiler's text on one line. Empty is valid (means "always").

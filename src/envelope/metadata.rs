@@ -145,7 +145,8 @@ fn parse_ttl(metadata: &Metadata) -> Result<Option<Duration>, EnvelopeError> {
     };
     let ttl = match positive_seconds(value) {
         Ok(ttl) => ttl,
-        Err(_) => parse_go_duration(value).map_err(|reason| bad(TTL, value, &reason))?,
+        Err(_) => crate::config::duration::parse(value)
+            .map_err(|err| bad(TTL, value, &err.to_string()))?,
     };
     if ttl.is_zero() {
         return Err(bad(TTL, value, "must be greater than zero"));
@@ -186,66 +187,6 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
     }
-}
-
-/// Go's `time.ParseDuration` for non-negative durations (`1h30m`, `1.5s`, `250ms`, `0`).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {s:?}");
-    let rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        return Err(format!("negative duration {s:?}"));
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total_nanos: u128 = 0;
-    let mut rest = rest;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_nanos: u128 = match unit {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(invalid()),
-        };
-        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
-            return Err(invalid());
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
-        let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(invalid)?;
-        // Fractions beyond nanosecond resolution are dropped, as Go does.
-        let mut scale = unit_nanos;
-        for digit in frac.bytes() {
-            scale /= 10;
-            nanos += u128::from(digit - b'0') * scale;
-        }
-        total_nanos = total_nanos.checked_add(nanos).ok_or_else(invalid)?;
-        rest = tail;
-    }
-    // Go's durations are int64 nanoseconds; anything larger is an overflow there too.
-    let total = u64::try_from(total_nanos)
-        .ok()
-        .filter(|n| i64::try_from(*n).is_ok())
-        .ok_or_else(invalid)?;
-    Ok(Duration::from_nanos(total))
 }
 
 #[cfg(test)]
@@ -315,10 +256,10 @@ mod tests {
             ("+2h", Duration::from_secs(7200)),
         ];
         for (s, want) in ok {
-            assert_eq!(parse_go_duration(s), Ok(want), "{s}");
+            assert_eq!(crate::config::duration::parse(s).ok(), Some(want), "{s}");
         }
         for s in ["", "1", "1d", "s", ".s", "1..5s", "-1s", "9999999999h"] {
-            assert!(parse_go_duration(s).is_err(), "{s}");
+            assert!(crate::config::duration::parse(s).is_err(), "{s}");
         }
     }
 }

@@ -27,7 +27,7 @@ mod trace;
 pub use build::build;
 pub use bulk::bulk_entry_bytes;
 pub use decode::{decode, is_expired, raw_payload_event, DecodeError, Event};
-pub use metadata::{parse_bool, parse_go_duration, PublishMetadata};
+pub use metadata::{parse_bool, PublishMetadata};
 pub use trace::TraceParent;
 
 /// Content type of a structured-mode CloudEvent.
