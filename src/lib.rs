@@ -3,13 +3,14 @@
 //! Where things live:
 //! - `config/`    flags (`flags.rs`), resource YAML and validation, the typed model
 //! - `broker/`    the component contract (`mod.rs`), registry, conformance suite,
-//!                one folder per broker (`in_memory/`, …)
+//!   one folder per broker (`in_memory/`, …)
 //! - `envelope/`  the CloudEvent daprd would build; decoding on delivery
 //! - `delivery/`  per-subscription dispatcher, app channels, routing, dead letters
 //! - `api/`       the HTTP (and gRPC) edges; daprd's error codes in one place
 //! - `runtime/`   the running sidecar: components, subscriptions, readiness, shutdown
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod broker;
 pub mod config;
 pub mod envelope;
