@@ -9,9 +9,27 @@
 //! `ERR_ROUTE_NOT_FOUND` (404, unknown route). A bad API token answers 401
 //! with daprd's `{"error":"invalid api token"}` plus our usual fields.
 
+use std::collections::BTreeMap;
+
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+/// ErrorInfo `domain` of every error.
+pub const ERROR_DOMAIN: &str = "dapr.io";
+
+/// The fields of a google.rpc `ResourceInfo` detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// Always `pubsub` here.
+    pub resource_type: &'static str,
+    /// The pub/sub component name.
+    pub resource_name: String,
+    /// Always empty, as daprd sends it.
+    pub owner: String,
+    /// The error message.
+    pub description: String,
+}
 
 /// gRPC status codes (numeric `tonic::Code`), kept here so the mapping stays
 /// in this file without a tonic dependency in the HTTP edge.
@@ -230,31 +248,42 @@ impl ApiError {
 
     /// ErrorInfo metadata: the topic and, for failures with a cause, the
     /// cause (daprd's `{"topic","error"}`), plus the app id for scope errors.
-    fn info_metadata(&self) -> Map<String, Value> {
-        let mut md = Map::new();
+    pub fn error_info_metadata(&self) -> BTreeMap<String, String> {
+        let mut md = BTreeMap::new();
         if let Some((_, Some(topic))) = self.resource() {
-            md.insert("topic".into(), Value::from(topic));
+            md.insert("topic".into(), topic.to_string());
         }
         match self {
             ApiError::PubsubNotFound(name) => {
-                md.insert("pubsub".into(), Value::from(name.as_str()));
+                md.insert("pubsub".into(), name.clone());
             }
             ApiError::Publish { error, .. } | ApiError::CloudEvent { error, .. } => {
-                md.insert("error".into(), Value::from(error.as_str()));
+                md.insert("error".into(), error.clone());
             }
             ApiError::BadMetadata { key, value, .. } => {
-                md.insert("key".into(), Value::from(key.as_str()));
-                md.insert("value".into(), Value::from(value.as_str()));
+                md.insert("key".into(), key.clone());
+                md.insert("value".into(), value.clone());
             }
             ApiError::Forbidden { app_id, .. } => {
-                md.insert("appID".into(), Value::from(app_id.as_str()));
+                md.insert("appID".into(), app_id.clone());
             }
             ApiError::BodyTooLarge { limit } => {
-                md.insert("limit".into(), Value::from(limit.to_string()));
+                md.insert("limit".into(), limit.to_string());
             }
             _ => {}
         }
         md
+    }
+
+    /// The google.rpc `ResourceInfo` detail, for errors about one pub/sub
+    /// component (daprd leaves it out for NotFound / NotConfigured).
+    pub fn resource_info(&self) -> Option<ResourceInfo> {
+        self.resource().map(|(pubsub, _)| ResourceInfo {
+            resource_type: "pubsub",
+            resource_name: pubsub.to_string(),
+            owner: String::new(),
+            description: self.to_string(),
+        })
     }
 
     /// The JSON body daprd sends for this error.
@@ -263,21 +292,21 @@ impl ApiError {
         let mut info = json!({
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": self.reason(),
-            "domain": "dapr.io",
+            "domain": ERROR_DOMAIN,
         });
-        let md = self.info_metadata();
+        let md = self.error_info_metadata();
         // protojson (which daprd renders details with) omits empty maps.
         if !md.is_empty() {
-            info["metadata"] = Value::Object(md);
+            info["metadata"] = json!(md);
         }
         let mut details = vec![info];
-        if let Some((pubsub, _)) = self.resource() {
+        if let Some(res) = self.resource_info() {
             details.push(json!({
                 "@type": "type.googleapis.com/google.rpc.ResourceInfo",
-                "resource_type": "pubsub",
-                "resource_name": pubsub,
-                "owner": "",
-                "description": message,
+                "resource_type": res.resource_type,
+                "resource_name": res.resource_name,
+                "owner": res.owner,
+                "description": res.description,
             }));
         }
         let mut body = json!({

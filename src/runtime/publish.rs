@@ -9,8 +9,12 @@ use bytes::Bytes;
 
 use super::{ComponentHandle, Runtime};
 use crate::api::error::ApiError;
-use crate::broker::{Feature, Metadata, PublishRequest};
+use crate::broker::{Feature, Metadata, PubSub, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
+
+/// Most entries handed to a component without native bulk publish at once
+/// (daprd's fan-out bound).
+pub const BULK_FANOUT: usize = 100;
 
 /// Component metadata key naming the CloudEvent attribute to key events by.
 const PARTITION_KEY_ATTRIBUTE: &str = "partitionKeyAttribute";
@@ -210,8 +214,24 @@ impl Runtime {
             )?);
             ids.push(entry.entry_id);
         }
-        let results = target.handle.pubsub.publish_bulk(reqs).await;
-        let failures = collect_failures(ids, results);
+        let native = target
+            .handle
+            .pubsub
+            .features()
+            .contains(&Feature::BulkPublish);
+        // Without native bulk the component's default fans out one publish
+        // per entry; daprd caps that at 100 at a time, and so do we.
+        let chunk = if native {
+            reqs.len().max(1)
+        } else {
+            BULK_FANOUT
+        };
+        let results = publish_in_chunks(target.handle.pubsub.as_ref(), reqs, chunk).await;
+        let failures: Vec<BulkFailure> = ids
+            .into_iter()
+            .zip(results)
+            .filter_map(|(entry_id, r)| r.err().map(|error| BulkFailure { entry_id, error }))
+            .collect();
         if failures.is_empty() {
             tracing::debug!(
                 pubsub = target.pubsub,
@@ -230,27 +250,37 @@ impl Runtime {
     }
 }
 
-/// Pairs entry ids with the component's results. A component answering with
-/// fewer results than entries has not confirmed the rest, so they count as
-/// failed: the caller must never believe an unconfirmed event was accepted.
-fn collect_failures(
-    ids: Vec<String>,
-    results: Vec<Result<(), crate::broker::BrokerError>>,
-) -> Vec<BulkFailure> {
-    let mut results = results.into_iter();
-    ids.into_iter()
-        .filter_map(|entry_id| match results.next() {
-            Some(Ok(())) => None,
-            Some(Err(err)) => Some(BulkFailure {
-                entry_id,
-                error: err.to_string(),
-            }),
-            None => Some(BulkFailure {
-                entry_id,
-                error: "the component returned no result for this entry".into(),
-            }),
-        })
-        .collect()
+/// Publishes `reqs` through the component's `publish_bulk`, at most `chunk`
+/// at a time, returning exactly one result per request in order. A
+/// component answering a chunk with fewer results than requests has not
+/// confirmed the rest, so they count as failed: a caller must never believe
+/// an unconfirmed event was accepted.
+async fn publish_in_chunks(
+    pubsub: &dyn PubSub,
+    reqs: Vec<PublishRequest>,
+    chunk: usize,
+) -> Vec<Result<(), String>> {
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut reqs = reqs.into_iter().peekable();
+    while reqs.peek().is_some() {
+        let batch: Vec<PublishRequest> = reqs.by_ref().take(chunk).collect();
+        let len = batch.len();
+        let results = pubsub.publish_bulk(batch).await;
+        if results.len() != len {
+            tracing::error!(
+                expected = len,
+                got = results.len(),
+                "Component returned the wrong number of bulk results."
+            );
+        }
+        let mut results = results.into_iter().map(|r| r.map_err(|e| e.to_string()));
+        out.extend((0..len).map(|_| {
+            results
+                .next()
+                .unwrap_or_else(|| Err("the component returned no result for this entry".into()))
+        }));
+    }
+    out
 }
 
 fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> ApiError {
@@ -275,17 +305,74 @@ fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::broker::BrokerError;
+    use std::sync::Arc;
 
-    #[test]
-    fn missing_results_count_as_failures() {
-        let ids = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let results = vec![Ok(()), Err(BrokerError::Rejected("too big".into()))];
-        let failed = collect_failures(ids, results);
-        assert_eq!(failed.len(), 2);
-        assert_eq!(failed[0].entry_id, "b");
-        assert_eq!(failed[0].error, "rejected by broker: too big");
-        assert_eq!(failed[1].entry_id, "c");
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::broker::{BrokerError, Handler, SubscribeRequest, Subscription};
+
+    /// Answers each batch with one result fewer than asked, failing
+    /// requests whose data is `bad`.
+    struct ShortAnswers;
+
+    #[async_trait]
+    impl PubSub for ShortAnswers {
+        fn features(&self) -> &[Feature] {
+            &[]
+        }
+        async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
+            if &req.data[..] == b"bad" {
+                Err(BrokerError::Rejected("too big".into()))
+            } else {
+                Ok(())
+            }
+        }
+        async fn publish_bulk(&self, reqs: Vec<PublishRequest>) -> Vec<Result<(), BrokerError>> {
+            let n = reqs.len().saturating_sub(1);
+            let mut out = Vec::new();
+            for r in reqs.into_iter().take(n) {
+                out.push(self.publish(r).await);
+            }
+            out
+        }
+        async fn subscribe(
+            &self,
+            _req: SubscribeRequest,
+            _handler: Arc<dyn Handler>,
+        ) -> Result<Subscription, BrokerError> {
+            Err(BrokerError::Rejected("publish only".into()))
+        }
+        async fn ping(&self) -> Result<(), BrokerError> {
+            Ok(())
+        }
+        async fn close(&self) -> Result<(), BrokerError> {
+            Ok(())
+        }
+    }
+
+    fn req(data: &'static str) -> PublishRequest {
+        PublishRequest {
+            topic: "t".into(),
+            data: Bytes::from_static(data.as_bytes()),
+            content_type: "text/plain".into(),
+            metadata: Metadata::new(),
+            key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_results_count_as_failures_per_chunk() {
+        let reqs = vec![req("a"), req("bad"), req("c"), req("d"), req("e")];
+        let got = publish_in_chunks(&ShortAnswers, reqs, 2).await;
+        assert_eq!(got.len(), 5, "one result per request");
+        assert_eq!(got[0], Ok(()));
+        assert!(got[1].is_err(), "unanswered in chunk 1");
+        assert_eq!(got[2], Ok(()));
+        assert!(got[3].is_err(), "unanswered in chunk 2");
+        assert!(got[4].is_err(), "unanswered in chunk 3");
+
+        let got = publish_in_chunks(&ShortAnswers, vec![req("bad"), req("x")], 2).await;
+        assert_eq!(got[0], Err("rejected by broker: too big".to_string()));
     }
 }

@@ -1,9 +1,15 @@
 //! Bulk publish (`/v1.0-alpha1/publish/bulk/...` and `/v1.0/publish/bulk/...`):
 //! per-entry envelopes, request validation, and exact failed entries.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use http::StatusCode;
 use serde_json::{json, Value};
 use sidebus::broker::conformance::unique;
+use sidebus::broker::{
+    BrokerError, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
+};
 
 use super::{request, settings, Flaky, Harness, APP_ID};
 
@@ -218,4 +224,63 @@ async fn failed_entries_are_reported_exactly() {
     .await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(r.json()["failedEntries"].as_array().unwrap().len(), 2);
+}
+
+/// Counts publishes in flight at once; each publish yields a few times so
+/// concurrent calls overlap.
+#[derive(Default)]
+struct Probe {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    total: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PubSub for Probe {
+    fn features(&self) -> &[sidebus::broker::Feature] {
+        &[]
+    }
+    async fn publish(&self, _req: PublishRequest) -> Result<(), BrokerError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn subscribe(
+        &self,
+        _req: SubscribeRequest,
+        _handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, BrokerError> {
+        Err(BrokerError::Rejected("publish only".into()))
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+    async fn close(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn fan_out_without_native_bulk_is_bounded_to_100() {
+    let probe = Arc::new(Probe::default());
+    let h = Harness::with_bus(settings(), &[], probe.clone());
+    let entries: Vec<Value> = (0..250)
+        .map(|i| json!({"entryId": i.to_string(), "event": "x", "contentType": "text/plain"}))
+        .collect();
+    let r = post(
+        &h,
+        "/v1.0-alpha1/publish/bulk/ps/many",
+        &Value::Array(entries),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(probe.total.load(Ordering::SeqCst), 250);
+    let peak = probe.peak.load(Ordering::SeqCst);
+    assert!(peak > 1, "entries do go out concurrently (peak {peak})");
+    assert!(peak <= 100, "at most 100 in flight (peak {peak})");
 }

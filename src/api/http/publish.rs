@@ -45,6 +45,8 @@ pub(super) async fn publish(
 ) -> Result<StatusCode, ApiError> {
     let rest = rest.map(|Path(r)| r).unwrap_or_default();
     let (pubsub_name, topic) = split_pubsub_topic(&rest);
+    // Refuse a request that cannot succeed before reading its body.
+    rt.check_publish(pubsub_name, topic)?;
     let data = read_body(body, rt.settings.max_body_size).await?;
     rt.publish(PublishCall {
         pubsub_name,
