@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
+use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -64,6 +65,13 @@ pub async fn serve(
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "HTTP API listening.");
         let stop = shutdown.clone();
+        // Small request/response pairs: Nagle's algorithm would add delay
+        // to every publish answer.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "Could not set TCP_NODELAY.");
+            }
+        });
         let server = axum::serve(listener, app.clone())
             .with_graceful_shutdown(async move { stop.cancelled_owned().await });
         servers.spawn(async move { server.await });
