@@ -14,4 +14,5 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod envelope;
+pub mod routing;
 pub mod runtime;

@@ -46,8 +46,15 @@ fn text(value: impl Into<String>) -> Attr<'static> {
     Attr::Text(Cow::Owned(value.into()))
 }
 
-/// Builds what the component publishes for one event (see the module docs of
-/// `envelope` for every rule).
+/// Builds what the component publishes for one event:
+/// - `rawPayload=true`: the body untouched, with the request content type;
+/// - `application/cloudevents+json`: the app's CloudEvent completed as daprd's
+///   `FromCloudEvent` does. Like daprd, `cloudevent.*` overrides and extensions
+///   do not apply to it: the app's own attributes are authoritative;
+/// - anything else: a new CloudEvent (`new_event`).
+///
+/// Then `expiration` from the TTL unless the component has native TTL, and the
+/// partition key. Metadata is validated in full first, whatever the path.
 pub fn build(input: &PublishInput<'_>) -> Result<Envelope, EnvelopeError> {
     let meta = PublishMetadata::parse(input.metadata)?;
     let content_type = input
@@ -63,31 +70,26 @@ pub fn build(input: &PublishInput<'_>) -> Result<Envelope, EnvelopeError> {
         });
     }
     let now = Utc::now();
-    let span = TraceParent::child_or_fresh(input.traceparent);
+    let span = TraceParent::child_or_fresh(input.traceparent).to_string();
     // The caller's tracestate belongs to its traceparent; without a valid parent it is dropped.
     let tracestate = input
         .tracestate
         .filter(|_| input.traceparent.and_then(TraceParent::parse).is_some())
         .unwrap_or_default();
     let mut event = if is_cloudevent_content_type(content_type) {
-        complete_app_event(input, &span.to_string(), tracestate, now)?
+        complete_app_event(input, &span, tracestate, now)?
     } else {
-        new_event(
-            input,
-            &meta,
-            content_type,
-            &span.to_string(),
-            tracestate,
-            now,
-        )
+        new_event(input, &meta, content_type, &span, tracestate, now)
     };
     if let Some(ttl) = meta.ttl.filter(|_| !input.native_ttl) {
         event.insert("expiration".into(), text(expiration(now, ttl)));
     }
     let key = meta.partition_key.or_else(|| {
         let attribute = input.partition_key_attribute?;
+        // Attribute names are lower case; tolerate `tenantId` in component YAML.
         event
             .get(attribute)
+            .or_else(|| event.get(attribute.to_ascii_lowercase().as_str()))
             .and_then(Attr::to_text)
             .filter(|k| !k.is_empty())
     });

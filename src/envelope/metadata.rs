@@ -17,15 +17,19 @@ const TTL: &str = "ttl";
 const PARTITION_KEYS: [&str; 2] = ["partitionKey", "__key"];
 /// Prefix of CloudEvent overrides and extensions (matched case-insensitively).
 const CLOUDEVENT_PREFIX: &str = "cloudevent.";
-/// Attributes an extension may not set: they hold the payload, or the sidecar
-/// owns them and consumers rely on them (decoding `data`, routing, de-duplication by topic).
-const RESERVED: [&str; 6] = [
+/// Attributes an extension may not set. They hold the payload or describe how to
+/// read it, or the sidecar owns them (`topic`, `pubsubname`, `time`); `expiration`
+/// has one source, the TTL keys, which native-TTL brokers honour as well.
+/// Rejecting them beats silently ignoring the value.
+const RESERVED: [&str; 8] = [
     "data",
     "data_base64",
     "specversion",
     "datacontenttype",
     "topic",
     "pubsubname",
+    "time",
+    "expiration",
 ];
 
 /// Go's largest `time.Duration`: `i64::MAX` nanoseconds.
@@ -242,4 +246,79 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         .filter(|n| i64::try_from(*n).is_ok())
         .ok_or_else(invalid)?;
     Ok(Duration::from_nanos(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_well_known_key() {
+        let metadata: Metadata = [
+            ("rawPayload", "t"),
+            ("ttl", "2m"),
+            ("__key", "k"),
+            ("CLOUDEVENT.Subject", "s"),
+            ("cloudevent.traceparent", "tp"),
+            ("cloudevent.TenantID", "acme"),
+            ("cloudevent.userid", ""),
+            ("cloudeventX", "not a prefix match"),
+            ("unrelated", "kept for the component only"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let parsed = PublishMetadata::parse(&metadata).unwrap();
+        assert!(parsed.raw_payload);
+        assert_eq!(parsed.ttl, Some(Duration::from_secs(120)));
+        assert_eq!(parsed.partition_key.as_deref(), Some("k"));
+        assert_eq!(parsed.overrides.subject.as_deref(), Some("s"));
+        assert_eq!(parsed.overrides.traceparent.as_deref(), Some("tp"));
+        assert_eq!(parsed.overrides.id, None);
+        let extensions: Vec<_> = parsed.extensions.iter().collect();
+        assert_eq!(extensions, [(&"tenantid".to_owned(), &"acme".to_owned())]);
+    }
+
+    #[test]
+    fn empty_metadata_is_all_defaults() {
+        assert_eq!(
+            PublishMetadata::parse(&Metadata::new()).unwrap(),
+            PublishMetadata::default()
+        );
+    }
+
+    #[test]
+    fn parse_bool_matches_go() {
+        for s in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(s), Some(true), "{s}");
+        }
+        for s in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(s), Some(false), "{s}");
+        }
+        for s in ["", "yes", "tRUE", " true", "2"] {
+            assert_eq!(parse_bool(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        let ok = [
+            ("0", Duration::ZERO),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1.5s", Duration::from_millis(1500)),
+            (".5m", Duration::from_secs(30)),
+            ("250ms", Duration::from_millis(250)),
+            ("3us", Duration::from_micros(3)),
+            ("3\u{b5}s", Duration::from_micros(3)),
+            ("3\u{3bc}s", Duration::from_micros(3)),
+            ("7ns", Duration::from_nanos(7)),
+            ("+2h", Duration::from_secs(7200)),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_go_duration(s), Ok(want), "{s}");
+        }
+        for s in ["", "1", "1d", "s", ".s", "1..5s", "-1s", "9999999999h"] {
+            assert!(parse_go_duration(s).is_err(), "{s}");
+        }
+    }
 }
