@@ -100,7 +100,6 @@ impl Runtime {
     }
 
     /// Builds the broker request for one event of `target`.
-    #[allow(clippy::too_many_arguments)]
     fn publish_request(
         &self,
         target: &Target<'_>,
