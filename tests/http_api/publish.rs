@@ -424,3 +424,26 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     let r = h.send(request("GET", "/v1.0/publish/ps/t", None, "")).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn the_default_limit_is_daprd_4_mib_not_axum_2_mib() {
+    let h = Harness::plain();
+    let r = h
+        .send(request(
+            "POST",
+            "/v1.0/publish/ps/big",
+            Some("text/plain"),
+            vec![b'a'; 3 << 20],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = h
+        .send(request(
+            "POST",
+            "/v1.0/publish/ps/big",
+            Some("text/plain"),
+            vec![b'a'; (4 << 20) + 1],
+        ))
+        .await;
+    r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "ERR_BODY_TOO_LARGE");
+}
