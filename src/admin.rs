@@ -23,7 +23,10 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
 async fn ready(State(rt): State<Arc<Runtime>>) -> (StatusCode, &'static str) {
     match (rt.readiness.outbound(), rt.readiness.app()) {
         (true, true) => (StatusCode::OK, "ready\n"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "components not initialized\n"),
+        (false, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "components not initialized\n",
+        ),
         (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "app channel not ready\n"),
     }
 }
@@ -45,9 +48,15 @@ mod tests {
     async fn readiness_follows_the_latches() {
         let rt = Arc::new(Runtime::new(Settings::default(), Vec::new()));
         assert_eq!(status(&rt, "/livez").await, StatusCode::OK);
-        assert_eq!(status(&rt, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status(&rt, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         rt.readiness.set_outbound(true);
-        assert_eq!(status(&rt, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status(&rt, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         rt.readiness.set_app(true);
         assert_eq!(status(&rt, "/readyz").await, StatusCode::OK);
     }

@@ -2,6 +2,7 @@
 //! subscriptions, readiness, and the shutdown signals. The API edges and the
 //! delivery layer read it; `main` builds it.
 
+pub mod publish;
 pub mod scopes;
 
 use std::collections::BTreeMap;

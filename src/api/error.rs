@@ -1,0 +1,390 @@
+//! The one place that maps sidebus errors to daprd's wire errors: HTTP
+//! status, `errorCode`, google.rpc `ErrorInfo` reason, gRPC code, and the
+//! JSON body daprd's `dapr/kit` errors render
+//! (`{"errorCode","message","details":[ErrorInfo, ResourceInfo]}`).
+//!
+//! Codes and reasons follow `reference/dapr-pubsub-contract.md` §1.1. Two
+//! codes are sidebus's own, because daprd has no JSON error for them:
+//! `ERR_BODY_TOO_LARGE` (413, body above `--max-body-size`) and
+//! `ERR_ROUTE_NOT_FOUND` (404, unknown route). A bad API token answers 401
+//! with daprd's `{"error":"invalid api token"}` plus our usual fields.
+
+use std::collections::BTreeMap;
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::{json, Value};
+
+/// ErrorInfo `domain` of every error.
+pub const ERROR_DOMAIN: &str = "dapr.io";
+
+/// The fields of a google.rpc `ResourceInfo` detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// Always `pubsub` here.
+    pub resource_type: &'static str,
+    /// The pub/sub component name.
+    pub resource_name: String,
+    /// Always empty, as daprd sends it.
+    pub owner: String,
+    /// The error message.
+    pub description: String,
+}
+
+/// gRPC status codes (numeric `tonic::Code`), kept here so the mapping stays
+/// in this file without a tonic dependency in the HTTP edge.
+mod grpc {
+    pub const INVALID_ARGUMENT: i32 = 3;
+    pub const NOT_FOUND: i32 = 5;
+    pub const PERMISSION_DENIED: i32 = 7;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
+    pub const FAILED_PRECONDITION: i32 = 9;
+    pub const INTERNAL: i32 = 13;
+    pub const UNAVAILABLE: i32 = 14;
+    pub const UNAUTHENTICATED: i32 = 16;
+}
+
+/// Every error the API edges answer with. `Display` is daprd's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No pub/sub component is loaded at all.
+    #[error("no pubsub is configured")]
+    PubsubNotConfigured,
+    /// The request names no pub/sub component.
+    #[error("pubsub name is empty")]
+    PubsubEmpty,
+    /// The named pub/sub component does not exist.
+    #[error("pubsub {0} is not found")]
+    PubsubNotFound(String),
+    /// The request names no topic.
+    #[error("topic is empty in pubsub {pubsub}")]
+    TopicEmpty {
+        /// Pub/sub component name.
+        pubsub: String,
+    },
+    /// A metadata value is invalid (e.g. `rawPayload=foo`).
+    #[error("failed deserializing metadata: {key}={value}: {reason}")]
+    BadMetadata {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// Offending metadata key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The CloudEvent envelope could not be built.
+    #[error("cannot create cloudevent: {error}")]
+    CloudEvent {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// The component's topic scopes do not let this app publish here.
+    #[error("topic {topic} is not allowed for app id {app_id}")]
+    Forbidden {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// This sidecar's app id.
+        app_id: String,
+    },
+    /// The component failed to publish.
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
+    Publish {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// The component's error.
+        error: String,
+    },
+    /// A bulk request body is malformed (bad JSON, missing or duplicate
+    /// entry id, event not matching its content type).
+    #[error("{0}")]
+    BadBulkEvents(String),
+    /// The request body is larger than `--max-body-size`.
+    #[error("request body is larger than the limit of {limit} bytes (--max-body-size)")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// `DAPR_API_TOKEN` is set and the request's `dapr-api-token` is missing
+    /// or different.
+    #[error("invalid api token")]
+    Unauthorized,
+    /// The sidecar is not fully initialized yet.
+    #[error("dapr is not ready: {0}")]
+    HealthNotReady(String),
+    /// Components are not initialized yet.
+    #[error("dapr outbound is not ready: {0}")]
+    OutboundNotReady(String),
+    /// `GET /v1.0/healthz?appid=x` names another app.
+    #[error("dapr app-id does not match")]
+    AppIdMismatch,
+    /// The request body could not be read or parsed.
+    #[error("failed deserializing HTTP body: {0}")]
+    MalformedRequest(String),
+    /// No route matches the request.
+    #[error("{method} {path} is not a sidebus API route")]
+    RouteNotFound {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+}
+
+impl ApiError {
+    /// daprd's HTTP status for this error.
+    pub fn http_status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            PubsubNotConfigured | BadMetadata { .. } | BadBulkEvents(_) | MalformedRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            PubsubEmpty | PubsubNotFound(_) | TopicEmpty { .. } | RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            Forbidden { .. } => StatusCode::FORBIDDEN,
+            CloudEvent { .. }
+            | Publish { .. }
+            | HealthNotReady(_)
+            | OutboundNotReady(_)
+            | AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// daprd's `errorCode` string.
+    pub fn error_code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            PubsubNotConfigured => "ERR_PUBSUB_NOT_CONFIGURED",
+            PubsubEmpty => "ERR_PUBSUB_EMPTY",
+            PubsubNotFound(_) => "ERR_PUBSUB_NOT_FOUND",
+            TopicEmpty { .. } => "ERR_TOPIC_NAME_EMPTY",
+            BadMetadata { .. } => "ERR_PUBSUB_REQUEST_METADATA",
+            CloudEvent { .. } => "ERR_PUBSUB_CLOUD_EVENTS_SER",
+            Forbidden { .. } => "ERR_PUBSUB_FORBIDDEN",
+            Publish { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
+            BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
+            BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
+            Unauthorized => "ERR_UNAUTHORIZED",
+            HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
+            OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
+            AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
+            MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
+            RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
+        }
+    }
+
+    /// The google.rpc `ErrorInfo` reason.
+    pub fn reason(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            PubsubNotConfigured => "DAPR_PUBSUB_NOT_CONFIGURED",
+            PubsubEmpty => "DAPR_PUBSUB_NAME_EMPTY",
+            PubsubNotFound(_) => "DAPR_PUBSUB_NOT_FOUND",
+            TopicEmpty { .. } => "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
+            BadMetadata { .. } => "DAPR_PUBSUB_METADATA_DESERIALIZATION",
+            CloudEvent { .. } => "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
+            Forbidden { .. } => "DAPR_PUBSUB_FORBIDDEN",
+            Publish { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
+            BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
+            BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
+            Unauthorized => "DAPR_API_TOKEN_INVALID",
+            HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
+            OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
+            AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
+            MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
+            RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
+        }
+    }
+
+    /// daprd's gRPC status code (numeric `tonic::Code`).
+    pub fn grpc_code(&self) -> i32 {
+        use ApiError::*;
+        match self {
+            PubsubNotConfigured => grpc::FAILED_PRECONDITION,
+            PubsubEmpty
+            | PubsubNotFound(_)
+            | TopicEmpty { .. }
+            | BadMetadata { .. }
+            | CloudEvent { .. }
+            | BadBulkEvents(_)
+            | MalformedRequest(_)
+            | AppIdMismatch => grpc::INVALID_ARGUMENT,
+            Forbidden { .. } => grpc::PERMISSION_DENIED,
+            Publish { .. } => grpc::INTERNAL,
+            BodyTooLarge { .. } => grpc::RESOURCE_EXHAUSTED,
+            Unauthorized => grpc::UNAUTHENTICATED,
+            HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
+            RouteNotFound { .. } => grpc::NOT_FOUND,
+        }
+    }
+
+    /// The pub/sub component and topic the error is about, when it is about
+    /// one (ResourceInfo and ErrorInfo metadata come from these).
+    fn resource(&self) -> Option<(&str, Option<&str>)> {
+        use ApiError::*;
+        match self {
+            TopicEmpty { pubsub } => Some((pubsub, None)),
+            BadMetadata { pubsub, topic, .. }
+            | CloudEvent { pubsub, topic, .. }
+            | Forbidden { pubsub, topic, .. }
+            | Publish { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+            _ => None,
+        }
+    }
+
+    /// ErrorInfo metadata: the topic and, for failures with a cause, the
+    /// cause (daprd's `{"topic","error"}`), plus the app id for scope errors.
+    pub fn error_info_metadata(&self) -> BTreeMap<String, String> {
+        let mut md = BTreeMap::new();
+        if let Some((_, Some(topic))) = self.resource() {
+            md.insert("topic".into(), topic.to_string());
+        }
+        match self {
+            ApiError::PubsubNotFound(name) => {
+                md.insert("pubsub".into(), name.clone());
+            }
+            ApiError::Publish { error, .. } | ApiError::CloudEvent { error, .. } => {
+                md.insert("error".into(), error.clone());
+            }
+            ApiError::BadMetadata { key, value, .. } => {
+                md.insert("key".into(), key.clone());
+                md.insert("value".into(), value.clone());
+            }
+            ApiError::Forbidden { app_id, .. } => {
+                md.insert("appID".into(), app_id.clone());
+            }
+            ApiError::BodyTooLarge { limit } => {
+                md.insert("limit".into(), limit.to_string());
+            }
+            _ => {}
+        }
+        md
+    }
+
+    /// The google.rpc `ResourceInfo` detail, for errors about one pub/sub
+    /// component (daprd leaves it out for NotFound / NotConfigured).
+    pub fn resource_info(&self) -> Option<ResourceInfo> {
+        self.resource().map(|(pubsub, _)| ResourceInfo {
+            resource_type: "pubsub",
+            resource_name: pubsub.to_string(),
+            owner: String::new(),
+            description: self.to_string(),
+        })
+    }
+
+    /// The JSON body daprd sends for this error.
+    pub fn body(&self) -> Value {
+        let message = self.to_string();
+        let mut info = json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": self.reason(),
+            "domain": ERROR_DOMAIN,
+        });
+        let md = self.error_info_metadata();
+        // protojson (which daprd renders details with) omits empty maps.
+        if !md.is_empty() {
+            info["metadata"] = json!(md);
+        }
+        let mut details = vec![info];
+        if let Some(res) = self.resource_info() {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                "resource_type": res.resource_type,
+                "resource_name": res.resource_name,
+                "owner": res.owner,
+                "description": res.description,
+            }));
+        }
+        let mut body = json!({
+            "errorCode": self.error_code(),
+            "message": message,
+            "details": details,
+        });
+        if matches!(self, ApiError::Unauthorized) {
+            // daprd's token middleware answers `{"error":"invalid api token"}`;
+            // keep that field for scripts that read it.
+            body["error"] = Value::from(message);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.http_status().is_server_error() {
+            tracing::warn!(code = self.error_code(), error = %self, "API request failed.");
+        } else {
+            tracing::debug!(code = self.error_code(), error = %self, "API request refused.");
+        }
+        (self.http_status(), axum::Json(self.body())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_error_carries_error_info_and_resource_info() {
+        let err = ApiError::Publish {
+            pubsub: "ps".into(),
+            topic: "orders".into(),
+            error: "boom".into(),
+        };
+        assert_eq!(err.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.grpc_code(), 13);
+        let body = err.body();
+        assert_eq!(body["errorCode"], "ERR_PUBSUB_PUBLISH_MESSAGE");
+        assert_eq!(
+            body["message"],
+            "error when publishing to topic orders in pubsub ps: boom"
+        );
+        assert_eq!(body["details"][0]["reason"], "DAPR_PUBSUB_PUBLISH_MESSAGE");
+        assert_eq!(body["details"][0]["metadata"]["topic"], "orders");
+        assert_eq!(body["details"][0]["metadata"]["error"], "boom");
+        assert_eq!(body["details"][1]["resource_name"], "ps");
+        assert_eq!(body["details"][1]["owner"], "");
+    }
+
+    #[test]
+    fn not_found_and_not_configured_have_no_resource_info() {
+        for err in [
+            ApiError::PubsubNotFound("x".into()),
+            ApiError::PubsubNotConfigured,
+        ] {
+            let details = err.body()["details"].as_array().cloned().unwrap();
+            assert_eq!(details.len(), 1, "{err}");
+            assert_eq!(
+                details[0]["@type"],
+                "type.googleapis.com/google.rpc.ErrorInfo"
+            );
+        }
+        assert_eq!(ApiError::PubsubNotConfigured.grpc_code(), 9);
+        assert_eq!(ApiError::PubsubNotFound("x".into()).grpc_code(), 3);
+    }
+
+    #[test]
+    fn unauthorized_keeps_daprd_error_field() {
+        let body = ApiError::Unauthorized.body();
+        assert_eq!(body["error"], "invalid api token");
+        assert_eq!(body["errorCode"], "ERR_UNAUTHORIZED");
+        assert_eq!(
+            ApiError::Unauthorized.http_status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
