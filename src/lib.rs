@@ -3,7 +3,7 @@
 //! Where things live:
 //! - `config/`    flags (`flags.rs`), resource YAML and validation, the typed model
 //! - `broker/`    the component contract (`mod.rs`), registry, conformance suite,
-//!                one folder per broker (`in_memory/`, …)
+//!   one folder per broker (`in_memory/`, …)
 //! - `envelope/`  the CloudEvent daprd would build; decoding on delivery
 //! - `delivery/`  per-subscription dispatcher, app channels, routing, dead letters
 //! - `api/`       the HTTP (and gRPC) edges; daprd's error codes in one place
@@ -12,4 +12,5 @@
 
 pub mod broker;
 pub mod config;
+pub mod delivery;
 pub mod runtime;

@@ -1,0 +1,248 @@
+//! Single-event delivery for one subscription: the [`Handler`] a component
+//! calls, with the in-flight bound, ordering lanes, retries and dead letters.
+
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::dead_letter::{self, Reason};
+use super::lanes::{Lanes, Ordering};
+use super::options::SubscriptionOptions;
+use super::prepare::{self, Rejection};
+use super::{AppChannel, AppEvent, AppResult};
+use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
+use crate::config::model::SubscriptionSpec;
+use crate::routing::Router;
+use crate::runtime::ComponentHandle;
+
+/// Counters of one subscription (also the "counted" of every drop).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events the app processed.
+    pub delivered: AtomicU64,
+    /// Retries scheduled after a RETRY answer.
+    pub retries: AtomicU64,
+    /// Events acked without processing (DROP, 404, expired, undecodable…)
+    /// and without a dead-letter topic.
+    pub dropped: AtomicU64,
+    /// Events published to the dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// Events handed back to the broker for later redelivery.
+    pub handed_back: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, AtomicOrdering::Relaxed);
+    }
+}
+
+/// Everything one subscription's delivery needs, shared by its tasks.
+pub(crate) struct SubContext {
+    pub spec: SubscriptionSpec,
+    pub opts: SubscriptionOptions,
+    pub component: Arc<ComponentHandle>,
+    pub router: Router,
+    pub channel: Arc<dyn AppChannel>,
+    /// `--app-max-concurrency`; `None` = unlimited.
+    pub app_limit: Option<Arc<Semaphore>>,
+    /// Graceful stop: no new work, no more retries.
+    pub stop: CancellationToken,
+    /// Grace period over: abandon calls still at the app.
+    pub abort: CancellationToken,
+    pub tracker: TaskTracker,
+    pub counters: Arc<Counters>,
+}
+
+impl SubContext {
+    /// Takes an app-concurrency permit (if limited) for one call to the app.
+    pub async fn app_permit(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.app_limit {
+            // The semaphore is never closed, so acquire cannot fail.
+            Some(sem) => sem.clone().acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+
+    /// Settles an event that will not (or no longer) be retried: dead-letter
+    /// it when the subscription has a topic for that, else `fallback`.
+    pub async fn give_up(
+        &self,
+        msg: &ReceivedMessage,
+        reason: Reason,
+        attempts: u32,
+        error: &str,
+        fallback: Outcome,
+    ) -> Outcome {
+        let Some(dlq) = self.spec.dead_letter_topic.as_deref() else {
+            let counter = match fallback {
+                Outcome::Retry => &self.counters.handed_back,
+                _ => &self.counters.dropped,
+            };
+            Counters::bump(counter);
+            return fallback;
+        };
+        let content_type = if self.opts.raw_payload {
+            "application/octet-stream"
+        } else {
+            "application/cloudevents+json"
+        };
+        let letter = dead_letter::letter(msg, dlq, content_type, reason, attempts, error);
+        match self.component.pubsub.publish(letter).await {
+            Ok(()) => {
+                Counters::bump(&self.counters.dead_lettered);
+                tracing::warn!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
+                    dead_letter_topic = dlq, reason = reason.as_str(), attempts, error,
+                    "Event sent to the dead-letter topic.");
+                Outcome::Drop
+            }
+            Err(err) => {
+                Counters::bump(&self.counters.handed_back);
+                tracing::error!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
+                    dead_letter_topic = dlq, error = %err,
+                    "Dead-letter publish failed; the broker will redeliver the event.");
+                Outcome::Retry
+            }
+        }
+    }
+
+    /// Settles an event the delivery layer refused before reaching the app.
+    pub async fn reject(&self, msg: &ReceivedMessage, rejection: Rejection) -> Outcome {
+        let (reason, error) = rejection.reason_and_error();
+        if self.spec.dead_letter_topic.is_none() {
+            tracing::error!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
+                reason = reason.as_str(), error = %error,
+                "Event dropped before delivery; set a dead-letter topic to keep such events.");
+        }
+        self.give_up(msg, reason, 0, &error, Outcome::Drop).await
+    }
+}
+
+/// The handler of one single-delivery subscription.
+pub(crate) struct Dispatcher {
+    ctx: Arc<SubContext>,
+    in_flight: Arc<Semaphore>,
+    lanes: Lanes,
+}
+
+impl Dispatcher {
+    pub fn new(ctx: Arc<SubContext>) -> Self {
+        let in_flight = Arc::new(Semaphore::new(ctx.opts.max_in_flight));
+        Self {
+            ctx,
+            in_flight,
+            lanes: Lanes::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Dispatcher {
+    async fn submit(&self, msg: ReceivedMessage) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        let ctx = self.ctx.clone();
+        // Waiting here is the backpressure; a stop abandons the event (the
+        // dropped sender resolves the Ack to Err: leave it for redelivery).
+        let permit = tokio::select! {
+            _ = ctx.stop.cancelled() => return rx,
+            p = self.in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return rx,
+            },
+        };
+        let key = match ctx.opts.ordering {
+            Ordering::Key => msg.key.clone(),
+            Ordering::Partition => msg.partition.map(|p| p.to_string()),
+            Ordering::None => None,
+        };
+        let mut slot = self.lanes.join(key);
+        self.ctx.tracker.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = ctx.stop.cancelled() => return,
+                _ = slot.ready() => {}
+            }
+            let outcome = tokio::select! {
+                _ = ctx.abort.cancelled() => None,
+                o = process(&ctx, &msg) => o,
+            };
+            if let Some(outcome) = outcome {
+                // The component may have given up on the Ack; nothing to do.
+                let _ = tx.send(outcome);
+            }
+            drop(slot);
+        });
+        rx
+    }
+}
+
+/// Delivers one event to completion. `None` = abandoned by shutdown.
+async fn process(ctx: &SubContext, msg: &ReceivedMessage) -> Option<Outcome> {
+    match prepare::prepare(ctx, msg) {
+        Ok(ev) => deliver_with_retry(ctx, msg, &ev).await,
+        Err(rejection) => Some(ctx.reject(msg, rejection).await),
+    }
+}
+
+async fn deliver_with_retry(
+    ctx: &SubContext,
+    msg: &ReceivedMessage,
+    ev: &AppEvent,
+) -> Option<Outcome> {
+    let policy = ctx.opts.retry;
+    let mut retry: u32 = 0;
+    loop {
+        let attempt = retry + 1;
+        let result = {
+            let _permit = ctx.app_permit().await;
+            ctx.channel.deliver(ev).await
+        };
+        let event_id = prepare::event_id(ev);
+        match result {
+            AppResult::Success => {
+                Counters::bump(&ctx.counters.delivered);
+                tracing::debug!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id, attempt,
+                    "Event delivered.");
+                return Some(Outcome::Success);
+            }
+            AppResult::Drop(reason) => {
+                tracing::warn!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id, attempt,
+                    reason = %reason, "App dropped the event.");
+                return Some(
+                    ctx.give_up(msg, Reason::Dropped, attempt, &reason, Outcome::Drop)
+                        .await,
+                );
+            }
+            AppResult::Retry(reason) => {
+                if !policy.allows(retry) {
+                    tracing::warn!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id,
+                        attempt, reason = %reason, "Retries exhausted.");
+                    return Some(
+                        ctx.give_up(
+                            msg,
+                            Reason::RetriesExhausted,
+                            attempt,
+                            &reason,
+                            Outcome::Retry,
+                        )
+                        .await,
+                    );
+                }
+                let delay = policy.backoff.delay(retry);
+                retry += 1;
+                Counters::bump(&ctx.counters.retries);
+                tracing::info!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id, attempt,
+                    reason = %reason, delay_ms = delay.as_millis() as u64,
+                    "App asked to retry the event.");
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
