@@ -455,3 +455,379 @@ async fn raw_payload_subscription_gets_a_synthesized_cloudevent() {
     assert_eq!(ev["source"], "Dapr");
     sc.manager.shutdown(Duration::from_secs(1)).await;
 }
+
+fn bulk_spec(topic: &str, count: u32, await_ms: u64, md: &[(&str, &str)]) -> SubscriptionSpec {
+    let mut s = spec(
+        topic,
+        &[(r#"event.type == "b""#, "/bulk-b"), ("", "/bulk")],
+        None,
+        md,
+    );
+    s.bulk = BulkSubscribe {
+        enabled: true,
+        max_messages_count: count,
+        max_await_duration_ms: await_ms,
+    };
+    s
+}
+
+/// The entries of a bulk request as (entryId, CE id).
+fn entries(r: &Recorded) -> Vec<(String, String)> {
+    r.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["entryId"].as_str().unwrap().to_string(),
+                e["event"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_groups_by_path_and_maps_entry_statuses() {
+    // e-ok SUCCESS, e-drop DROP, e-retry RETRY once, e-missing no status once.
+    let app = TestApp::start(script(|r, prev| {
+        let first = prev.is_empty();
+        let statuses: Vec<_> = entries(r)
+            .into_iter()
+            .filter_map(|(entry, id)| {
+                let status = match id.as_str() {
+                    "e-drop" => "DROP",
+                    "e-retry" if first => "RETRY",
+                    "e-missing" if first => return None,
+                    "e-empty" if first => "",
+                    _ => "SUCCESS",
+                };
+                Some(json!({"entryId": entry, "status": status}))
+            })
+            .collect();
+        Answer::new(200, &json!({ "statuses": statuses }).to_string())
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![bulk_spec(
+            "t",
+            5,
+            2_000,
+            &[("retryInitialInterval", "10ms")],
+        )])
+        .await;
+    for id in ["e-ok", "e-drop", "e-retry", "e-missing", "e-empty"] {
+        sc.publish("t", ce(id, "t", "a", json!(id)), None).await;
+    }
+    sc.wait_stats("t", |s| s.delivered == 4 && s.dropped == 1)
+        .await;
+    let reqs = app.requests();
+    assert_eq!(
+        reqs.len(),
+        2,
+        "one batch, then one retry of the pending entries"
+    );
+    let first = reqs[0].json();
+    assert_eq!(reqs[0].path, "/bulk");
+    assert_eq!(reqs[0].header("content-type"), Some("application/json"));
+    assert_eq!(first["type"], "com.dapr.event.sent.bulk");
+    assert_eq!(first["topic"], "t");
+    assert_eq!(first["pubsubname"], "pubsub");
+    assert_eq!(
+        first["entries"][0]["contentType"],
+        "application/cloudevents+json"
+    );
+    assert_eq!(first["entries"][0]["metadata"]["x-origin"], "test");
+    let ids = |r: &Recorded| entries(r).into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&reqs[0]),
+        ["e-ok", "e-drop", "e-retry", "e-missing", "e-empty"]
+    );
+    assert_eq!(ids(&reqs[1]), ["e-retry", "e-missing", "e-empty"]);
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn bulk_whole_request_answers_and_paths() {
+    // Path /bulk-b answers 404 (all dropped); /bulk answers garbage once
+    // (all retried), then SUCCESS for everything.
+    let app = TestApp::start(script(|r, prev| {
+        if r.path == "/bulk-b" {
+            return Answer::new(404, "");
+        }
+        if prev.iter().all(|p| p.path != "/bulk") {
+            return Answer::new(200, "garbage");
+        }
+        let statuses: Vec<_> = entries(r)
+            .into_iter()
+            .map(|(e, _)| json!({"entryId": e, "status": "SUCCESS"}))
+            .collect();
+        Answer::new(200, &json!({ "statuses": statuses }).to_string())
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![bulk_spec(
+            "t",
+            100,
+            100,
+            &[("retryInitialInterval", "10ms")],
+        )])
+        .await;
+    for (id, kind) in [("1", "a"), ("2", "b"), ("3", "a"), ("4", "b")] {
+        sc.publish("t", ce(id, "t", kind, json!(id)), None).await;
+    }
+    sc.wait_stats("t", |s| s.delivered == 2 && s.dropped == 2)
+        .await;
+    let reqs = app.requests();
+    let b: Vec<_> = reqs.iter().filter(|r| r.path == "/bulk-b").collect();
+    let a: Vec<_> = reqs.iter().filter(|r| r.path == "/bulk").collect();
+    assert_eq!(b.len(), 1, "404 drops every entry at once");
+    assert_eq!(entries(b[0]).len(), 2);
+    assert_eq!(a.len(), 2, "unparseable 2xx retries every entry");
+    assert_eq!(entries(a[1]).len(), 2);
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn bulk_raw_payload_entries_are_base64() {
+    let app = TestApp::start(script(|r, _| {
+        let statuses: Vec<_> = entries(r)
+            .into_iter()
+            .map(|(e, _)| json!({"entryId": e, "status": "SUCCESS"}))
+            .collect();
+        Answer::new(200, &json!({ "statuses": statuses }).to_string())
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![bulk_spec("t", 2, 2_000, &[("rawPayload", "true")])])
+        .await;
+    sc.publish("t", Bytes::from_static(b"one"), None).await;
+    sc.publish("t", Bytes::from_static(b"two"), None).await;
+    sc.wait_stats("t", |s| s.delivered == 2).await;
+    let body = app.requests()[0].json();
+    assert_eq!(body["entries"][0]["event"], "b25l");
+    assert_eq!(body["entries"][1]["event"], "dHdv");
+    assert_eq!(
+        body["entries"][0]["contentType"],
+        "application/octet-stream"
+    );
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn same_key_in_order_even_across_retries_different_keys_in_parallel() {
+    // Every request takes 40 ms; the first attempt of a-0 is answered RETRY.
+    let app = TestApp::start(script(|r, prev| {
+        let d = data_of(r);
+        let seen_before = prev.iter().any(|p| data_of(p) == d);
+        if d == json!("a-0") && !seen_before {
+            return Answer::new(200, r#"{"status":"RETRY"}"#).after(Duration::from_millis(40));
+        }
+        Answer::success().after(Duration::from_millis(40))
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![spec(
+            "t",
+            &[("", "/o")],
+            None,
+            &[("retryInitialInterval", "30ms")],
+        )])
+        .await;
+    for i in 0..5 {
+        for key in ["a", "b", "c"] {
+            let id = format!("{key}-{i}");
+            sc.publish("t", ce(&id, "t", "x", json!(id)), Some(key))
+                .await;
+        }
+    }
+    sc.wait_stats("t", |s| s.delivered == 15).await;
+    let reqs = app.requests();
+    for key in ["a", "b", "c"] {
+        let order: Vec<String> = reqs
+            .iter()
+            .map(|r| data_of(r).as_str().unwrap().to_string())
+            .filter(|d| d.starts_with(key))
+            .collect();
+        let mut expected: Vec<String> = (0..5).map(|i| format!("{key}-{i}")).collect();
+        if key == "a" {
+            expected.insert(0, "a-0".into());
+        }
+        assert_eq!(order, expected, "lane {key}");
+    }
+    assert!(
+        app.peak() >= 2,
+        "different keys run in parallel (peak {})",
+        app.peak()
+    );
+    assert!(
+        app.peak() <= 3,
+        "one at a time per key (peak {})",
+        app.peak()
+    );
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn slow_app_never_sees_more_than_max_in_flight() {
+    let app = TestApp::start(script(|_, _| {
+        Answer::success().after(Duration::from_millis(30))
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![spec(
+            "t",
+            &[("", "/slow")],
+            None,
+            &[("maxInFlight", "3"), ("ordering", "none")],
+        )])
+        .await;
+    for i in 0..30 {
+        sc.publish("t", ce(&i.to_string(), "t", "x", json!(i)), None)
+            .await;
+    }
+    sc.wait_stats("t", |s| s.delivered == 30).await;
+    assert_eq!(app.peak(), 3, "bound reached and never exceeded");
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn app_max_concurrency_caps_all_subscriptions_together() {
+    let app = TestApp::start(script(|_, _| {
+        Answer::success().after(Duration::from_millis(30))
+    }))
+    .await;
+    let mut s = settings(app.port);
+    s.app_max_concurrency = 2;
+    let sc = sidecar_with(s, Arc::new(InMemory::new()));
+    let md = [("maxInFlight", "10"), ("ordering", "none")];
+    sc.manager
+        .start(vec![
+            spec("t1", &[("", "/1")], None, &md),
+            spec("t2", &[("", "/2")], None, &md),
+        ])
+        .await;
+    for i in 0..10 {
+        sc.publish("t1", ce(&i.to_string(), "t1", "x", json!(i)), None)
+            .await;
+        sc.publish("t2", ce(&i.to_string(), "t2", "x", json!(i)), None)
+            .await;
+    }
+    sc.wait_stats("t1", |s| s.delivered == 10).await;
+    sc.wait_stats("t2", |s| s.delivered == 10).await;
+    assert_eq!(app.peak(), 2);
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn retry_backoff_grows_is_capped_and_is_counted() {
+    let app = TestApp::start(script(|_, _| Answer::new(500, ""))).await;
+    let sc = sidecar(app.port);
+    let md = [
+        ("retryInitialInterval", "50ms"),
+        ("retryMaxInterval", "100ms"),
+        ("maxRetries", "4"),
+    ];
+    sc.manager
+        .start(vec![spec("t", &[("", "/fail")], None, &md)])
+        .await;
+    sc.publish("t", ce("e", "t", "x", json!(1)), None).await;
+    sc.wait_stats("t", |s| s.handed_back == 1).await;
+    let reqs = app.requests();
+    assert!(reqs.len() >= 5);
+    let gaps: Vec<Duration> = reqs.windows(2).take(4).map(|w| w[1].at - w[0].at).collect();
+    let stats = sc.stats("t");
+    assert_eq!(
+        (stats.retries, stats.delivered, stats.dead_lettered),
+        (4, 0, 0)
+    );
+    // 50 ms ±20%, then 100 ms ±20% (capped; uncapped would reach 400 ms).
+    assert!(gaps[0] >= Duration::from_millis(40), "{gaps:?}");
+    for g in &gaps[1..] {
+        assert!(*g >= Duration::from_millis(80), "{gaps:?}");
+        assert!(
+            *g < Duration::from_millis(300),
+            "capped at 100 ms: {gaps:?}"
+        );
+    }
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_and_abandons_retries_without_dead_letters() {
+    // "slow" is at the app when shutdown starts and finishes within grace;
+    // "flaky" is between retries and must be abandoned, not dead-lettered.
+    let app = TestApp::start(script(|r, _| match data_of(r).as_str() {
+        Some("slow") => Answer::success().after(Duration::from_millis(300)),
+        _ => Answer::new(500, ""),
+    }))
+    .await;
+    let bus = Arc::new(InMemory::new());
+    let sc = sidecar_with(settings(app.port), bus.clone());
+    let dlq = sc.collect("dlq").await;
+    let md = [("retryInitialInterval", "200ms"), ("maxRetries", "100")];
+    sc.manager
+        .start(vec![spec("t", &[("", "/s")], Some("dlq"), &md)])
+        .await;
+    sc.publish("t", ce("slow", "t", "x", json!("slow")), Some("1"))
+        .await;
+    sc.publish("t", ce("flaky", "t", "x", json!("flaky")), Some("2"))
+        .await;
+    sc.wait_stats("t", |s| s.retries >= 1).await;
+    app.wait_for(2, WAIT).await;
+    let started = Instant::now();
+    sc.manager.shutdown(Duration::from_secs(3)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "retry backoff cancelled, not waited out"
+    );
+    let stats = sc.stats("t");
+    assert_eq!(stats.delivered, 1, "in-flight delivery finished");
+    assert_eq!(
+        (stats.dead_lettered, stats.dropped, stats.handed_back),
+        (0, 0, 0)
+    );
+    assert!(dlq.all().is_empty());
+
+    // The abandoned event is redelivered to the next sidecar on the same bus.
+    let app2 = TestApp::start(script(|_, _| Answer::success())).await;
+    let next = sidecar_with(settings(app2.port), bus);
+    next.manager
+        .start(vec![spec("t", &[("", "/s")], Some("dlq"), &md)])
+        .await;
+    let reqs = app2.wait_for(1, WAIT).await;
+    assert_eq!(data_of(&reqs[0]), json!("flaky"));
+    next.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn shutdown_grace_bounds_a_stuck_app() {
+    let app = TestApp::start(script(|_, _| {
+        Answer::success().after(Duration::from_secs(30))
+    }))
+    .await;
+    let sc = sidecar(app.port);
+    sc.manager
+        .start(vec![spec("t", &[("", "/stuck")], Some("dlq"), &[])])
+        .await;
+    let dlq = sc.collect("dlq").await;
+    sc.publish("t", ce("e", "t", "x", json!(1)), None).await;
+    app.wait_for(1, WAIT).await;
+    let started = Instant::now();
+    sc.manager.shutdown(Duration::from_millis(200)).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    let stats = sc.stats("t");
+    assert_eq!(
+        (stats.delivered, stats.dead_lettered, stats.dropped),
+        (0, 0, 0)
+    );
+    assert!(dlq.all().is_empty());
+}
