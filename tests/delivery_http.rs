@@ -19,7 +19,7 @@ use sidebus::config::model::{
     BulkSubscribe, ComponentSpec, RouteRule, SubscriptionKind, SubscriptionSpec,
 };
 use sidebus::config::Settings;
-use sidebus::delivery::{DeliveryManager, HttpAppChannel, SubscriptionStats};
+use sidebus::delivery::{discover_http, merge, DeliveryManager, HttpAppChannel, SubscriptionStats};
 use sidebus::runtime::{ComponentHandle, Runtime};
 use support::{free_port, wait_until, Answer, Recorded, Script, TestApp};
 
@@ -33,18 +33,26 @@ struct Sidecar {
 }
 
 fn settings(port: u16) -> Settings {
-    let mut s = Settings::default();
-    s.app_id = APP_ID.into();
-    s.app_port = Some(port);
-    s
+    Settings {
+        app_id: APP_ID.into(),
+        app_port: Some(port),
+        ..Settings::default()
+    }
 }
 
 fn sidecar_with(settings: Settings, bus: Arc<InMemory>) -> Sidecar {
+    sidecar_with_metadata(settings, bus, &[])
+}
+
+fn sidecar_with_metadata(settings: Settings, bus: Arc<InMemory>, md: &[(&str, &str)]) -> Sidecar {
     let component = ComponentSpec {
         name: "pubsub".into(),
         type_name: "pubsub.in-memory".into(),
         version: "v1".into(),
-        metadata: Default::default(),
+        metadata: md
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         scopes: Vec::new(),
         source: "<test>".into(),
     };
@@ -334,7 +342,7 @@ async fn dead_letters_carry_original_bytes_and_reason_headers() {
     let find = |data: &Bytes| {
         letters
             .iter()
-            .find(|m| &m.data == data)
+            .find(|m| m.data == *data)
             .expect("dead letter with original bytes")
     };
     let d = find(&dropped);
@@ -830,4 +838,168 @@ async fn shutdown_grace_bounds_a_stuck_app() {
         (0, 0, 0)
     );
     assert!(dlq.all().is_empty());
+}
+
+#[tokio::test]
+async fn start_records_allowed_subscriptions_and_skips_the_rest() {
+    let app = TestApp::start(script(|_, _| Answer::success())).await;
+    let md = [("subscriptionScopes", "delivery-test=ok,also")];
+    let sc = sidecar_with_metadata(settings(app.port), Arc::new(InMemory::new()), &md);
+    let mut other_app = spec("also", &[("", "/x")], None, &[]);
+    other_app.scopes = vec!["someone-else".into()];
+    let mut unknown = spec("ok", &[("", "/x")], None, &[]);
+    unknown.pubsub_name = "nope".into();
+    sc.manager
+        .start(vec![
+            spec("ok", &[("", "/ok")], None, &[]),
+            spec("forbidden", &[("", "/x")], None, &[]),
+            other_app,
+            unknown,
+            spec("also", &[("", "/x")], None, &[("maxInFlight", "zero")]),
+        ])
+        .await;
+    let recorded: Vec<String> = sc
+        .runtime
+        .subscriptions
+        .read()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}/{}", s.pubsub_name, s.topic))
+        .collect();
+    assert_eq!(recorded, ["pubsub/ok"]);
+    sc.publish("ok", ce("1", "ok", "x", json!(1)), None).await;
+    sc.publish("forbidden", ce("2", "forbidden", "x", json!(2)), None)
+        .await;
+    sc.wait_stats("ok", |s| s.delivered == 1).await;
+    assert_eq!(sc.manager.stats().len(), 1);
+    assert_eq!(app.count(), 1);
+    sc.manager.shutdown(Duration::from_secs(1)).await;
+}
+
+const SUBSCRIBE_JSON: &str = r#"[
+  {"pubsubname":"pubsub","topic":"v1","route":"/v1-orders","metadata":{"rawPayload":"true"}},
+  {"pubsubname":"pubsub","topic":"v2","routes":{"rules":[{"match":"event.type == \"x\"","path":"/x"}],"default":"/d"},
+   "deadLetterTopic":"dlq","bulkSubscribe":{"enabled":true,"maxMessagesCount":7,"maxAwaitDurationMs":40}},
+  {"pubsubname":"pubsub","topic":"noroute"}
+]"#;
+
+#[tokio::test]
+async fn discovery_reads_v1_and_v2_subscriptions() {
+    let app = TestApp::start(script(|r, _| {
+        if r.path == "/dapr/subscribe" {
+            Answer::new(200, SUBSCRIBE_JSON)
+        } else {
+            Answer::new(500, "")
+        }
+    }))
+    .await;
+    let subs = discover_http(&settings(app.port), &Default::default()).await;
+    assert_eq!(app.requests()[0].header("dapr-app-id"), Some(APP_ID));
+    assert_eq!(subs.len(), 2, "the entry without a route is ignored");
+    let v1 = &subs[0];
+    assert_eq!(
+        (v1.topic.as_str(), v1.kind),
+        ("v1", SubscriptionKind::Programmatic)
+    );
+    assert_eq!(
+        v1.rules,
+        vec![RouteRule {
+            match_expr: String::new(),
+            path: "/v1-orders".into()
+        }]
+    );
+    assert_eq!(v1.metadata["rawPayload"], "true");
+    assert!(!v1.bulk.enabled && v1.dead_letter_topic.is_none());
+    let v2 = &subs[1];
+    assert_eq!(
+        v2.rules,
+        vec![
+            RouteRule {
+                match_expr: r#"event.type == "x""#.into(),
+                path: "/x".into()
+            },
+            RouteRule {
+                match_expr: String::new(),
+                path: "/d".into()
+            },
+        ]
+    );
+    assert_eq!(v2.dead_letter_topic.as_deref(), Some("dlq"));
+    assert_eq!(
+        v2.bulk,
+        BulkSubscribe {
+            enabled: true,
+            max_messages_count: 7,
+            max_await_duration_ms: 40
+        }
+    );
+}
+
+#[tokio::test]
+async fn discovery_404_means_none_and_5xx_is_retried() {
+    let app = TestApp::start(script(|_, _| Answer::new(404, ""))).await;
+    assert!(discover_http(&settings(app.port), &Default::default())
+        .await
+        .is_empty());
+    assert_eq!(app.count(), 1, "404 is an answer, not retried");
+
+    let app = TestApp::start(script(|_, prev| {
+        if prev.is_empty() {
+            Answer::new(503, "")
+        } else {
+            Answer::new(200, SUBSCRIBE_JSON)
+        }
+    }))
+    .await;
+    assert_eq!(
+        discover_http(&settings(app.port), &Default::default())
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(app.count(), 2);
+}
+
+#[tokio::test]
+async fn discovery_waits_for_a_late_app_port_and_can_be_cancelled() {
+    let port = free_port().await;
+    let task =
+        tokio::spawn(async move { discover_http(&settings(port), &Default::default()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "still waiting for the port");
+    let _app = TestApp::start_on(port, script(|_, _| Answer::new(200, SUBSCRIBE_JSON))).await;
+    let subs = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    assert_eq!(subs.len(), 2);
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let waiting = {
+        let cancel = cancel.clone();
+        let port = free_port().await;
+        tokio::spawn(async move { discover_http(&settings(port), &cancel).await })
+    };
+    cancel.cancel();
+    assert!(tokio::time::timeout(WAIT, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn merge_programmatic_replaces_declarative_for_the_same_topic() {
+    let mut prog_a = spec("a", &[("", "/prog-a")], None, &[]);
+    prog_a.kind = SubscriptionKind::Programmatic;
+    let mut prog_c = spec("c", &[("", "/prog-c")], None, &[]);
+    prog_c.kind = SubscriptionKind::Programmatic;
+    let decl_a = spec("a", &[("", "/decl-a")], None, &[]);
+    let decl_b = spec("b", &[("", "/decl-b")], None, &[]);
+    let decl_b_again = spec("b", &[("", "/decl-b2")], None, &[]);
+    let mut other_pubsub_a = spec("a", &[("", "/other")], None, &[]);
+    other_pubsub_a.pubsub_name = "other".into();
+    let merged = merge(
+        vec![decl_a, decl_b, decl_b_again, other_pubsub_a],
+        vec![prog_a, prog_c],
+    );
+    let paths: Vec<&str> = merged.iter().map(|s| s.rules[0].path.as_str()).collect();
+    assert_eq!(paths, ["/decl-b", "/other", "/prog-a", "/prog-c"]);
 }

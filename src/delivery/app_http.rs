@@ -309,3 +309,103 @@ impl AppChannel for HttpAppChannel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(status: u16, body: &str) -> AppResult {
+        map_answer(StatusCode::from_u16(status).unwrap(), Some(body.as_bytes()))
+    }
+
+    #[test]
+    fn single_answers_map_as_daprd() {
+        for (status, body) in [
+            (200, ""),
+            (200, "nonsense"),
+            (200, r#"{"status":"SUCCESS"}"#),
+            (200, r#"{"status":""}"#),
+            (200, "{}"),
+            (200, r#"{"status":5}"#),
+            (201, r#"{"status":"SUCCESS"}"#),
+        ] {
+            assert_eq!(single(status, body), AppResult::Success, "{status} {body}");
+        }
+        assert!(matches!(
+            map_answer(StatusCode::OK, None),
+            AppResult::Success
+        ));
+        for (status, body) in [
+            (200, r#"{"status":"RETRY"}"#),
+            (200, r#"{"status":"success"}"#),
+            (200, r#"{"status":"drop"}"#),
+            (500, ""),
+            (429, r#"{"status":"SUCCESS"}"#),
+            (302, ""),
+        ] {
+            assert!(
+                matches!(single(status, body), AppResult::Retry(_)),
+                "{status} {body}"
+            );
+        }
+        for (status, body) in [
+            (200, r#"{"status":"DROP"}"#),
+            (404, ""),
+            (404, r#"{"status":"RETRY"}"#),
+        ] {
+            assert!(
+                matches!(single(status, body), AppResult::Drop(_)),
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn bulk_answers_map_per_entry() {
+        let ids: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let body =
+            br#"{"statuses":[{"entryId":"a","status":"SUCCESS"},{"entryId":"b","status":"DROP"},
+            {"entryId":"c","status":"RETRY"},{"entryId":"d","status":""}]}"#;
+        let got = map_bulk_answer(&ids, StatusCode::OK, Some(body));
+        let kinds: Vec<&str> = got
+            .iter()
+            .map(|(_, r)| match r {
+                AppResult::Success => "S",
+                AppResult::Drop(_) => "D",
+                AppResult::Retry(_) => "R",
+            })
+            .collect();
+        assert_eq!(kinds, ["S", "D", "R", "R", "R"]);
+        let all = |status: u16, body: &[u8]| {
+            map_bulk_answer(&ids, StatusCode::from_u16(status).unwrap(), Some(body))
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect::<Vec<_>>()
+        };
+        assert!(all(200, b"garbage")
+            .iter()
+            .all(|r| matches!(r, AppResult::Retry(_))));
+        assert!(all(404, b"")
+            .iter()
+            .all(|r| matches!(r, AppResult::Drop(_))));
+        assert!(all(500, br#"{"statuses":[]}"#)
+            .iter()
+            .all(|r| matches!(r, AppResult::Retry(_))));
+    }
+
+    #[test]
+    fn urls_add_the_leading_slash_and_bracket_ipv6() {
+        let mut s = Settings {
+            app_port: Some(6000),
+            ..Settings::default()
+        };
+        let ch = HttpAppChannel::new(&s);
+        assert_eq!(ch.url("orders"), "http://127.0.0.1:6000/orders");
+        assert_eq!(ch.url("/a/b"), "http://127.0.0.1:6000/a/b");
+        s.app_channel_address = "::1".into();
+        assert_eq!(base_url(&s), "http://[::1]:6000");
+    }
+}
