@@ -13,4 +13,6 @@
 pub mod broker;
 pub mod config;
 pub mod delivery;
+pub mod envelope;
+pub mod routing;
 pub mod runtime;
