@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -14,10 +15,14 @@ use super::lanes::{Lanes, Ordering};
 use super::options::SubscriptionOptions;
 use super::prepare::{self, Rejection};
 use super::{AppChannel, AppEvent, AppResult};
-use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
+use crate::broker::{Ack, BrokerError, Handler, Outcome, ReceivedMessage};
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;
 use crate::runtime::ComponentHandle;
+
+/// Longest a dead-letter publish may take before the event goes back to the
+/// broker instead (daprd uses the same 30 s bound).
+const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counters of one subscription (also the "counted" of every drop).
 #[derive(Debug, Default)]
@@ -92,7 +97,15 @@ impl SubContext {
             "application/cloudevents+json"
         };
         let letter = dead_letter::letter(msg, dlq, content_type, reason, attempts, error);
-        match self.component.pubsub.publish(letter).await {
+        let published =
+            tokio::time::timeout(DEAD_LETTER_TIMEOUT, self.component.pubsub.publish(letter))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BrokerError::Unavailable(
+                        "dead-letter publish timed out".into(),
+                    ))
+                });
+        match published {
             Ok(()) => {
                 Counters::bump(&self.counters.dead_lettered);
                 tracing::warn!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
