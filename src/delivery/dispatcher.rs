@@ -259,3 +259,159 @@ async fn deliver_with_retry(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broker::in_memory::InMemory;
+    use crate::broker::Metadata;
+    use crate::config::model::{BulkSubscribe, ComponentSpec, RouteRule, SubscriptionKind};
+    use crate::delivery::BulkAppRequest;
+
+    /// Records the order of deliveries; each waits until `gate` has a permit.
+    struct Recorder {
+        seen: Mutex<Vec<String>>,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl AppChannel for Recorder {
+        async fn deliver(&self, ev: &AppEvent) -> AppResult {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(prepare::event_id(ev).to_string());
+            self.gate.acquire().await.unwrap().forget();
+            AppResult::Success
+        }
+        async fn deliver_bulk(&self, _: &BulkAppRequest) -> Vec<(String, AppResult)> {
+            unreachable!("single delivery only")
+        }
+    }
+
+    fn dispatcher(md: &[(&str, &str)], channel: Arc<Recorder>) -> Dispatcher {
+        let metadata: Metadata = md
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let rules = vec![RouteRule {
+            match_expr: String::new(),
+            path: "/x".into(),
+        }];
+        let spec = SubscriptionSpec {
+            name: "s".into(),
+            pubsub_name: "p".into(),
+            topic: "t".into(),
+            rules: rules.clone(),
+            dead_letter_topic: None,
+            metadata,
+            bulk: BulkSubscribe::default(),
+            scopes: Vec::new(),
+            kind: SubscriptionKind::Declarative,
+        };
+        let component = ComponentSpec {
+            name: "p".into(),
+            type_name: "pubsub.in-memory".into(),
+            version: "v1".into(),
+            metadata: Metadata::new(),
+            scopes: Vec::new(),
+            source: "<test>".into(),
+        };
+        let ctx = SubContext {
+            opts: SubscriptionOptions::from_spec(&spec).unwrap(),
+            spec,
+            component: Arc::new(ComponentHandle::new(
+                component,
+                Arc::new(InMemory::new()),
+                "app",
+            )),
+            router: Router::new(&rules).unwrap(),
+            channel,
+            app_limit: None,
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            counters: Arc::default(),
+        };
+        Dispatcher::new(Arc::new(ctx))
+    }
+
+    fn msg(id: &str, partition: i32) -> ReceivedMessage {
+        ReceivedMessage {
+            topic: "t".into(),
+            data: Bytes::from(format!(
+                r#"{{"id":"{id}","specversion":"1.0","type":"x","source":"s"}}"#
+            )),
+            metadata: Metadata::new(),
+            key: Some(id.into()),
+            partition: Some(partition),
+            redeliveries: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn partition_ordering_serialises_per_partition() {
+        let rec = Arc::new(Recorder {
+            seen: Mutex::default(),
+            gate: Semaphore::new(0),
+        });
+        let d = dispatcher(&[("ordering", "partition")], rec.clone());
+        let mut acks = Vec::new();
+        for (id, p) in [("a1", 0), ("b1", 1), ("a2", 0), ("b2", 1)] {
+            acks.push(d.submit(msg(id, p)).await);
+        }
+        let seen = || rec.seen.lock().unwrap().clone();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while seen().len() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        let mut first = seen();
+        first.sort();
+        assert_eq!(
+            first,
+            ["a1", "b1"],
+            "one per partition, even with distinct keys"
+        );
+        rec.gate.add_permits(4);
+        for ack in acks {
+            assert_eq!(ack.await.unwrap(), Outcome::Success);
+        }
+        let all = seen();
+        let pos = |id: &str| all.iter().position(|s| s == id).unwrap();
+        assert!(pos("a1") < pos("a2") && pos("b1") < pos("b2"), "{all:?}");
+    }
+
+    #[tokio::test]
+    async fn submit_waits_at_the_in_flight_bound_and_abandons_on_stop() {
+        let rec = Arc::new(Recorder {
+            seen: Mutex::default(),
+            gate: Semaphore::new(0),
+        });
+        let d = dispatcher(&[("maxInFlight", "2"), ("ordering", "none")], rec.clone());
+        let a1 = d.submit(msg("1", 0)).await;
+        let a2 = d.submit(msg("2", 0)).await;
+        let third = tokio::time::timeout(Duration::from_millis(50), d.submit(msg("3", 0))).await;
+        assert!(third.is_err(), "third submit must wait for a free slot");
+        rec.gate.add_permits(1);
+        let a3 = tokio::time::timeout(Duration::from_secs(5), d.submit(msg("3", 0)))
+            .await
+            .expect("a slot was freed");
+        // Stopping abandons what is not at the app: its Ack resolves Err.
+        d.ctx.stop.cancel();
+        d.ctx.abort.cancel();
+        let results = [a1.await.ok(), a2.await.ok(), a3.await.ok()];
+        let done = results
+            .iter()
+            .filter(|r| **r == Some(Outcome::Success))
+            .count();
+        let abandoned = results.iter().filter(|r| r.is_none()).count();
+        assert_eq!((done, abandoned), (1, 2), "{results:?}");
+    }
+}

@@ -76,6 +76,15 @@ impl DeliveryManager {
     /// happens before this returns; failures are retried with backoff in the
     /// background, forever, as daprd does.
     pub async fn start(&self, subs: Vec<SubscriptionSpec>) {
+        if self.stop.is_cancelled() {
+            // A stopped manager would abandon every event at once, and the
+            // broker would hand them straight back: refuse instead.
+            tracing::error!(
+                count = subs.len(),
+                "Delivery is shut down; subscriptions not started."
+            );
+            return;
+        }
         for spec in subs {
             let Some((component, handler)) = self.prepare(&spec) else {
                 continue;
