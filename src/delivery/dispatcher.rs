@@ -41,6 +41,7 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds one to `counter`.
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, AtomicOrdering::Relaxed);
     }
@@ -48,10 +49,15 @@ impl Counters {
 
 /// Everything one subscription's delivery needs, shared by its tasks.
 pub(crate) struct SubContext {
+    /// The subscription.
     pub spec: SubscriptionSpec,
+    /// Its parsed delivery options.
     pub opts: SubscriptionOptions,
+    /// The component it consumes from (and dead-letters to).
     pub component: Arc<ComponentHandle>,
+    /// Its routing rules, compiled.
     pub router: Router,
+    /// The way to the app.
     pub channel: Arc<dyn AppChannel>,
     /// `--app-max-concurrency`; `None` = unlimited.
     pub app_limit: Option<Arc<Semaphore>>,
@@ -59,7 +65,9 @@ pub(crate) struct SubContext {
     pub stop: CancellationToken,
     /// Grace period over: abandon calls still at the app.
     pub abort: CancellationToken,
+    /// Every delivery task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// This subscription's counters.
     pub counters: Arc<Counters>,
 }
 
@@ -143,6 +151,7 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher for the subscription of `ctx`.
     pub fn new(ctx: Arc<SubContext>) -> Self {
         let in_flight = Arc::new(Semaphore::new(ctx.opts.max_in_flight));
         Self {
