@@ -136,8 +136,21 @@ impl Sidecar {
             .expect("subscription started")
     }
 
-    pub async fn wait_stats(&self, topic: &str, cond: impl Fn(&SubscriptionStats) -> bool) {
-        wait_until(WAIT, || cond(&self.stats(topic))).await;
+    /// Waits until the counters of `topic` satisfy `cond`; returns them.
+    pub async fn wait_stats(
+        &self,
+        topic: &str,
+        cond: impl Fn(&SubscriptionStats) -> bool,
+    ) -> SubscriptionStats {
+        let mut last = None;
+        wait_until(WAIT, || {
+            let s = self.stats(topic);
+            let ok = cond(&s);
+            last = Some(s);
+            ok
+        })
+        .await;
+        last.expect("checked at least once")
     }
 
     /// Subscribes a collector to `topic` directly on the bus (dead letters).
