@@ -20,7 +20,11 @@
 //! - Ordering (`ordering` metadata): `key` (default) runs events with the same
 //!   broker key one at a time in submit order, `partition` does the same per
 //!   partition, `none` runs everything in parallel. A retrying event keeps its
-//!   lane, so later events of its key wait behind it.
+//!   lane, so later events of its key wait behind it. Waiting events hold
+//!   in-flight slots, so one hot key can fill the bound and pause the
+//!   subscription: that is the backpressure working, not a stall. An event
+//!   handed back to the broker (below) leaves its lane; the broker decides
+//!   when it comes back.
 //! - An event that cannot be decoded, has expired, matches no route or whose
 //!   route expression fails is dead-lettered when the subscription has a
 //!   dead-letter topic, and otherwise dropped with an error log and counted
