@@ -19,6 +19,7 @@ pub mod admin;
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod delivery;
 pub mod envelope;
 pub mod routing;
 pub mod runtime;

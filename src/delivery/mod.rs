@@ -1,0 +1,140 @@
+//! The delivery layer: from a component subscription to the app and back to
+//! an [`Outcome`](crate::broker::Outcome) the component settles.
+//!
+//! Where things live:
+//! - `manager.rs`: one dispatcher per subscription, subscribed on its
+//!   component (retried forever in the background), graceful shutdown
+//! - `dispatcher.rs`: single-event delivery (in-flight bound, lanes, retries)
+//! - `bulk.rs`: bulk-subscribe delivery (batches, one request per path)
+//! - `lanes.rs`: ordering modes (`key`, `partition`, `none`)
+//! - `retry.rs`: the default retry policy (capped exponential backoff)
+//! - `prepare.rs`: decode, expiry and routing of one broker message
+//! - `dead_letter.rs`: republishing to the dead-letter topic
+//! - `options.rs`: subscription metadata the dispatcher understands
+//! - `app_http.rs`: the HTTP app channel; `discovery.rs`: `GET /dapr/subscribe`
+//!
+//! Semantics (DESIGN §6):
+//! - `submit` waits while the subscription has `maxInFlight` (default 256)
+//!   events unfinished: that is the backpressure reaching the broker. A global
+//!   semaphore caps calls to the app at `--app-max-concurrency`.
+//! - Ordering (`ordering` metadata): `key` (default) runs events with the same
+//!   broker key one at a time in submit order, `partition` does the same per
+//!   partition, `none` runs everything in parallel. A retrying event keeps its
+//!   lane, so later events of its key wait behind it. Waiting events hold
+//!   in-flight slots, so one hot key can fill the bound and pause the
+//!   subscription: that is the backpressure working, not a stall. An event
+//!   handed back to the broker (below) leaves its lane; the broker decides
+//!   when it comes back.
+//! - An event that cannot be decoded, has expired, matches no route or whose
+//!   route expression fails is dead-lettered when the subscription has a
+//!   dead-letter topic, and otherwise dropped with an error log and counted
+//!   (`SubscriptionStats::dropped`). daprd hands undecodable events back to the
+//!   broker instead; that redelivers the same bytes forever (a hot loop), and
+//!   they can never succeed.
+//! - App answers: SUCCESS acks; DROP (and HTTP 404) dead-letters if
+//!   configured, then acks; RETRY retries in process per [`retry`] while the
+//!   event keeps its lane and in-flight slot. When the retry budget is spent
+//!   the event is dead-lettered and acked if the subscription has a
+//!   dead-letter topic, else handed back to the broker with
+//!   [`Outcome::Retry`](crate::broker::Outcome::Retry) for later redelivery.
+//! - Dead letters carry the original broker bytes and metadata plus
+//!   `deadLetterReason`, `deadLetterAttempts`, `deadLetterSourceTopic` and
+//!   `deadLetterError`; the event is acked only after that publish succeeded,
+//!   otherwise it goes back to the broker with `Outcome::Retry`.
+//! - Bulk subscriptions collect up to `maxMessagesCount` events or
+//!   `maxAwaitDurationMs`, send one request per route path, and retry the
+//!   entries the app answered RETRY in bulk requests that contain only those
+//!   still-pending entries, after the same backoff. Batches of one
+//!   subscription are delivered one after another, so bulk keeps broker
+//!   order between batches; lanes do not apply inside a batch.
+//! - Shutdown stops fetching, cancels backoffs, lets calls already at the app
+//!   finish within the grace period, then abandons the rest: their `Ack`s
+//!   resolve `Err` and the broker redelivers them. Nothing is dead-lettered
+//!   because of shutdown.
+
+mod app_http;
+mod bulk;
+mod dead_letter;
+mod discovery;
+mod dispatcher;
+pub mod lanes;
+mod manager;
+mod options;
+mod prepare;
+pub mod retry;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::broker::Metadata;
+
+pub use app_http::HttpAppChannel;
+pub use discovery::{discover_http, merge, parse_subscriptions};
+pub use manager::{DeliveryManager, SubscriptionStats};
+pub use options::{BadOption, SubscriptionOptions};
+
+/// One event for the app, after decoding and routing.
+#[derive(Debug, Clone)]
+pub struct AppEvent {
+    /// Pub/sub component name.
+    pub pubsub_name: String,
+    /// Topic the event was read from.
+    pub topic: String,
+    /// App route chosen by the routing rules.
+    pub path: String,
+    /// CloudEvent JSON as read from the broker (or the raw-payload CE).
+    pub body: Bytes,
+    /// The decoded CloudEvent.
+    pub event: crate::envelope::Event,
+    /// Broker metadata (becomes headers / gRPC metadata).
+    pub metadata: Metadata,
+}
+
+/// The app's verdict on one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppResult {
+    /// Processed.
+    Success,
+    /// Try again later; the reason is logged and put in dead letters.
+    Retry(String),
+    /// Do not try again; dead-lettered when configured.
+    Drop(String),
+}
+
+/// One entry of a bulk request.
+#[derive(Debug, Clone)]
+pub struct BulkAppEntry {
+    /// Id the app answers with; unique within the request.
+    pub entry_id: String,
+    /// The event.
+    pub event: AppEvent,
+    /// The broker bytes when the subscription is `rawPayload`: sent base64
+    /// encoded as `application/octet-stream` instead of the CloudEvent.
+    pub raw_data: Option<Bytes>,
+}
+
+/// One bulk request: the entries of a batch that share a route path.
+#[derive(Debug, Clone)]
+pub struct BulkAppRequest {
+    /// Request id (random UUID).
+    pub id: String,
+    /// Pub/sub component name.
+    pub pubsub_name: String,
+    /// Topic.
+    pub topic: String,
+    /// Route path shared by every entry.
+    pub path: String,
+    /// Request-level metadata.
+    pub metadata: Metadata,
+    /// The entries, in broker order.
+    pub entries: Vec<BulkAppEntry>,
+}
+
+/// A way to reach the app (HTTP now, gRPC later).
+#[async_trait]
+pub trait AppChannel: Send + Sync + 'static {
+    /// Delivers one event and maps the app's answer.
+    async fn deliver(&self, ev: &AppEvent) -> AppResult;
+    /// One bulk request per route path; returns a result per entry id.
+    async fn deliver_bulk(&self, req: &BulkAppRequest) -> Vec<(String, AppResult)>;
+}
