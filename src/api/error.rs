@@ -325,7 +325,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.http_status().is_server_error() {
+        // Not-ready answers are what probes and SDKs poll for during start-up;
+        // they are expected, not failures worth a warning.
+        let probing = matches!(
+            self,
+            ApiError::HealthNotReady(_) | ApiError::OutboundNotReady(_)
+        );
+        if probing {
+            tracing::debug!(code = self.error_code(), error = %self, "Not ready yet.");
+        } else if self.http_status().is_server_error() {
             tracing::warn!(code = self.error_code(), error = %self, "API request failed.");
         } else {
             tracing::debug!(code = self.error_code(), error = %self, "API request refused.");

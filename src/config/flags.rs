@@ -151,6 +151,15 @@ pub struct Settings {
         default_value = "127.0.0.1"
     )]
     pub listen_addresses: Vec<String>,
+    /// Addresses the admin port listens on (Kubernetes probes need the pod
+    /// address, e.g. `0.0.0.0`, while the APIs stay on loopback).
+    #[arg(
+        long = "admin-listen-addresses",
+        env = "SIDEBUS_ADMIN_LISTEN_ADDRESSES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1"
+    )]
+    pub admin_listen_addresses: Vec<String>,
     /// Log verbosity.
     #[arg(
         long = "log-level",

@@ -4,6 +4,7 @@
 
 pub mod publish;
 pub mod scopes;
+pub mod start;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,5 +6,8 @@
 pub mod app;
 pub mod sidecar;
 
+#[allow(unused_imports)] // not every test crate uses both
 pub use app::*;
+#[allow(unused_imports)]
 pub use sidecar::*;
+pub mod process;

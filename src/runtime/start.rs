@@ -1,0 +1,280 @@
+//! Start-up and shutdown, in the order that keeps sidebus's promises:
+//!
+//! 1. every resource is parsed and validated before anything else happens —
+//!    invalid configuration exits 78 having bound no port;
+//! 2. components are built, then the APIs bind and answer (outbound ready);
+//! 3. once the app port accepts, its subscriptions are discovered, merged with
+//!    the declarative ones and started (fully ready);
+//! 4. on SIGTERM, SIGINT or `/v1.0/shutdown`: readiness drops, deliveries stop
+//!    fetching and drain up to the grace period (the APIs stay up meanwhile so
+//!    handlers can still publish), then the APIs close and components flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{ComponentHandle, Runtime};
+use crate::broker::registry::{BuildContext, Registry};
+use crate::config::flags::AppProtocol;
+use crate::config::model::Resources;
+use crate::config::resources::{default_component, load};
+use crate::config::Settings;
+use crate::delivery::{discover_http, merge, DeliveryManager, HttpAppChannel};
+
+/// Exit status for invalid configuration (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit status for a failed start or a forced shutdown.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Loads and validates the resources for `settings`, printing every error.
+/// `Err` carries the exit status.
+pub fn load_resources(settings: &Settings, registry: &Registry) -> Result<Resources, u8> {
+    if settings.resources_path.is_empty() {
+        let spec = default_component(registry, &settings.app_id);
+        tracing::info!(name = %spec.name, r#type = %spec.type_name, "No resources path; using the default component.");
+        return Ok(Resources {
+            components: vec![spec],
+            ..Resources::default()
+        });
+    }
+    match load(&settings.resources_path, &settings.app_id, registry) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!(warning = %w, "Resource warning.");
+            }
+            Ok(loaded.resources)
+        }
+        Err(errors) => {
+            eprintln!("sidebus: {} configuration error(s):", errors.len());
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            Err(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn bind_all(addrs: &[String], port: u16, what: &str) -> Result<Vec<TcpListener>, u8> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let host = addr.trim().trim_start_matches('[').trim_end_matches(']');
+        let sock: SocketAddr = match format!("{host}:{port}")
+            .parse()
+            .or_else(|_| format!("[{host}]:{port}").parse())
+        {
+            Ok(s) => s,
+            Err(_) => {
+                eprintln!("sidebus: listen address {addr:?} is not an IP address");
+                return Err(EXIT_CONFIG);
+            }
+        };
+        match TcpListener::bind(sock).await {
+            // The servers log their addresses once they accept.
+            Ok(l) => out.push(l),
+            Err(err) => {
+                eprintln!("sidebus: cannot listen on {sock} for the {what}: {err}");
+                return Err(EXIT_FAILURE);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn build_components(
+    resources: &Resources,
+    registry: &Registry,
+    settings: &Settings,
+) -> Result<Vec<ComponentHandle>, u8> {
+    let ctx = BuildContext {
+        app_id: settings.app_id.clone(),
+        data_dir: settings.data_dir.clone(),
+    };
+    let mut handles = Vec::new();
+    for spec in &resources.components {
+        // load() only yields types the registry knows; stay defensive anyway.
+        let Some(factory) = registry.get(&spec.type_name) else {
+            eprintln!(
+                "sidebus: component {} has unknown type {}",
+                spec.name, spec.type_name
+            );
+            return Err(EXIT_CONFIG);
+        };
+        match factory.build(spec, &ctx).await {
+            Ok(pubsub) => {
+                tracing::info!(name = %spec.name, r#type = %spec.type_name, "Component ready.");
+                handles.push(ComponentHandle::new(spec.clone(), pubsub, &settings.app_id));
+            }
+            Err(err) => {
+                eprintln!(
+                    "sidebus: component {} ({}) failed to start: {err}",
+                    spec.name, spec.type_name
+                );
+                return Err(EXIT_FAILURE);
+            }
+        }
+    }
+    Ok(handles)
+}
+
+async fn wait_for_signal(rt: &Runtime) -> bool {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot watch SIGTERM.");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received; shutting down."); false }
+        _ = term => { tracing::info!("SIGTERM received; shutting down."); false }
+        _ = rt.shutdown.cancelled() => { tracing::info!("Shutdown requested through the API."); false }
+        _ = rt.force_shutdown.cancelled() => true,
+    }
+}
+
+/// Runs the sidecar until it is told to stop; returns the exit status.
+pub async fn run(settings: Settings) -> u8 {
+    let started = Instant::now();
+    let registry = Registry::builtin();
+    let resources = match load_resources(&settings, &registry) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if settings.app_protocol == AppProtocol::Grpc {
+        eprintln!("sidebus: --app-protocol grpc is not supported by this build yet; use http");
+        return EXIT_CONFIG;
+    }
+    let handles = match build_components(&resources, &registry, &settings).await {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let http = match bind_all(&settings.listen_addresses, settings.http_port, "HTTP API").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let admin = match bind_all(
+        &settings.admin_listen_addresses,
+        settings.metrics_port,
+        "admin port",
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+
+    let rt = Arc::new(Runtime::new(settings, handles));
+    rt.readiness.set_outbound(true);
+    tracing::info!(app_id = %rt.app_id(), elapsed_ms = started.elapsed().as_millis() as u64, "Outbound ready.");
+
+    let api_stop = CancellationToken::new();
+    let api = tokio::spawn(crate::api::http::serve(rt.clone(), http, api_stop.clone()));
+    let admin_task = tokio::spawn(serve_admin(rt.clone(), admin, api_stop.clone()));
+
+    let manager = rt.settings.app_port.map(|_| {
+        Arc::new(DeliveryManager::new(
+            rt.clone(),
+            Arc::new(HttpAppChannel::new(&rt.settings)),
+        ))
+    });
+    let subscriber = tokio::spawn(start_subscriptions(rt.clone(), manager.clone(), resources));
+
+    let forced = wait_for_signal(&rt).await;
+    if forced {
+        tracing::warn!("Forced shutdown requested; exiting now.");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return EXIT_FAILURE;
+    }
+    shutdown(rt, manager, subscriber, api, admin_task, api_stop).await
+}
+
+async fn start_subscriptions(
+    rt: Arc<Runtime>,
+    manager: Option<Arc<DeliveryManager>>,
+    resources: Resources,
+) {
+    let Some(manager) = manager else {
+        if !resources.subscriptions.is_empty() {
+            tracing::warn!(
+                count = resources.subscriptions.len(),
+                "Subscriptions ignored: no --app-port to deliver to."
+            );
+        }
+        rt.readiness.set_app(true);
+        return;
+    };
+    let programmatic = discover_http(&rt.settings, &rt.shutdown).await;
+    if rt.shutdown.is_cancelled() {
+        return;
+    }
+    let subs = merge(resources.subscriptions, programmatic);
+    tracing::info!(count = subs.len(), "Starting subscriptions.");
+    manager.start(subs).await;
+    rt.readiness.set_app(true);
+    tracing::info!("Ready.");
+}
+
+async fn serve_admin(rt: Arc<Runtime>, listeners: Vec<TcpListener>, stop: CancellationToken) {
+    let app = crate::admin::router(rt);
+    let mut tasks = Vec::new();
+    for l in listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "Admin port listening.");
+        }
+        let app = app.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let served =
+                axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(err) = served.await {
+                tracing::warn!(error = %err, "Admin port failed.");
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn shutdown(
+    rt: Arc<Runtime>,
+    manager: Option<Arc<DeliveryManager>>,
+    subscriber: tokio::task::JoinHandle<()>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin: tokio::task::JoinHandle<()>,
+    api_stop: CancellationToken,
+) -> u8 {
+    let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
+    rt.readiness.set_app(false);
+    // Stops discovery if it is still waiting for the app.
+    rt.shutdown.cancel();
+    subscriber.abort();
+    if let Some(m) = manager {
+        m.shutdown(grace).await;
+    }
+    rt.readiness.set_outbound(false);
+    api_stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), api).await {
+        Ok(Ok(Ok(()))) | Err(_) => {}
+        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "HTTP API stopped with an error."),
+        Ok(Err(err)) => tracing::warn!(error = %err, "HTTP API task failed."),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    for c in rt.components.values() {
+        if let Err(err) = c.pubsub.close().await {
+            tracing::warn!(name = %c.spec.name, error = %err, "Component did not close cleanly.");
+        }
+    }
+    tracing::info!("Stopped.");
+    0
+}
