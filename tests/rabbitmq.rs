@@ -342,3 +342,24 @@ async fn unreachable_broker_is_unavailable_and_not_ready() {
     assert!(err.is_retriable(), "got {err:?}");
     ps.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_host_in_the_list() {
+    let dead_first = format!(
+        "amqp://guest:guest@127.0.0.1:1/%2f,{}",
+        rabbitmq_support::url()
+    );
+    let ps = component(&[("connectionString", &dead_first)]).await;
+    ps.ping().await.expect("connected through the second host");
+    let (topic, group) = (unique("rmq-failover"), unique("g"));
+    let rec = Recorder::ok();
+    let sub = ps
+        .subscribe(subscribe_req(&topic, &group), rec.clone())
+        .await
+        .expect("sub");
+    let req = event(&topic, None, &ce("f1", "1"));
+    ps.publish(req.clone()).await.expect("publish");
+    rec.wait_for("the event", |r| r.count(&req.data) == 1).await;
+    sub.stop().await;
+    ps.close().await.expect("close");
+}
