@@ -1,8 +1,8 @@
 //! `pubsub.rabbitmq`: RabbitMQ (AMQP 0-9-1) on lapin.
 //!
-//! Layout: `config.rs` (daprd metadata → [`RabbitConfig`]), `connection.rs`
-//! (supervised connections that reconnect forever over the host list),
-//! `codec.rs` (properties, headers, CloudEvents binary mode), `publisher.rs`
+//! Layout: `config.rs` (daprd metadata → [`RabbitConfig`]; broker addresses
+//! in `uri.rs`), `connection.rs` (supervised connections that reconnect
+//! forever over the host list), `codec.rs` (properties, headers, CloudEvents binary mode), `publisher.rs`
 //! (confirms + mandatory), `topology.rs` (queues, bindings, dead letters),
 //! `subscriber.rs` (manual acks, prefetch, retry delays).
 //!
@@ -15,6 +15,7 @@ pub mod connection;
 pub mod publisher;
 pub mod subscriber;
 pub mod topology;
+mod uri;
 
 use std::sync::Arc;
 use std::time::Duration;

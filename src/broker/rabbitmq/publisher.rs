@@ -107,20 +107,35 @@ impl Publisher {
             mandatory: true,
             immediate: false,
         };
-        let confirm = channel
-            .basic_publish(
-                req.topic.as_str().into(),
-                out.routing_key.as_str().into(),
-                opts,
-                &out.body,
-                out.properties,
-            )
-            .await
-            .map_err(|e| map_err("publishing", e))?;
-        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-            .await
-            .map_err(|_| BrokerError::Unavailable("no publisher confirm within 30s".into()))?
-            .map_err(|e| map_err("waiting for the publisher confirm", e))?;
+        let sent = async {
+            let confirm = channel
+                .basic_publish(
+                    req.topic.as_str().into(),
+                    out.routing_key.as_str().into(),
+                    opts,
+                    &out.body,
+                    out.properties,
+                )
+                .await?;
+            confirm.await
+        };
+        let confirmation = match tokio::time::timeout(CONFIRM_TIMEOUT, sent).await {
+            Ok(Ok(c)) => c,
+            outcome => {
+                // The channel may have died because the exchange vanished
+                // (deleted by an operator): declare it again next time. The
+                // broker may or may not have the event, so the caller's retry
+                // decides (at-least-once).
+                live.declared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&req.topic);
+                return Err(BrokerError::Unavailable(match outcome {
+                    Ok(Err(e)) => format!("publishing: {e}"),
+                    _ => format!("no publisher confirm within {CONFIRM_TIMEOUT:?}"),
+                }));
+            }
+        };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => {
