@@ -10,7 +10,7 @@
 set -eu
 
 HOST=127.0.0.1
-PORT=5672
+PORT="${SIDEBUS_RABBITMQ_PORT:-5672}"
 URL="amqp://guest:guest@${HOST}:${PORT}/%2f"
 STATE="${SIDEBUS_SCRATCH:-$PWD/.scratch}/rabbitmq"
 MARKER="$STATE/started-by-script"
@@ -87,14 +87,14 @@ start() {
         return 0
     fi
     install_server
-    if ! amqp_answers; then
+    if amqp_answers || node_running; then
+        # The package's install script started (or is starting) the node.
+        echo "started by package install" > "$MARKER"
+    else
         log "starting rabbitmq-server on ${HOST}:${PORT}"
         RABBITMQ_NODE_IP_ADDRESS="$HOST" RABBITMQ_NODE_PORT="$PORT" \
             ERL_EPMD_ADDRESS="$HOST" rabbitmq-server -detached
         date -u +%FT%TZ > "$MARKER"
-    else
-        # The package's install script started it for us.
-        echo "started by package install" > "$MARKER"
     fi
     wait_ready
     log "RabbitMQ ready at ${HOST}:${PORT}"

@@ -65,6 +65,7 @@ impl Live {
 pub struct Link {
     state: watch::Receiver<Option<Arc<Live>>>,
     closed: CancellationToken,
+    supervisor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Link {
@@ -72,8 +73,27 @@ impl Link {
     /// `consume`) in logs and in the broker's connection list.
     pub fn start(cfg: Arc<RabbitConfig>, role: &'static str, closed: CancellationToken) -> Self {
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(supervise(cfg, role, tx, closed.clone()));
-        Self { state: rx, closed }
+        let supervisor = tokio::spawn(supervise(cfg, role, tx, closed.clone()));
+        Self {
+            state: rx,
+            closed,
+            supervisor: std::sync::Mutex::new(Some(supervisor)),
+        }
+    }
+
+    /// After the close token was cancelled: waits up to `wait` for the
+    /// supervisor to close the connection.
+    pub async fn join(&self, wait: Duration) {
+        let task = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            if tokio::time::timeout(wait, task).await.is_err() {
+                tracing::warn!("RabbitMQ connection did not close in time.");
+            }
+        }
     }
 
     /// The live connection, if any, right now.

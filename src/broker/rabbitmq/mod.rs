@@ -38,6 +38,8 @@ use crate::config::model::ComponentSpec;
 /// How long `build` waits for the first connection before returning a
 /// component that is not ready yet (readiness then reports it).
 const BUILD_WAIT: Duration = Duration::from_secs(5);
+/// How long `close` waits for each connection to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The RabbitMQ component.
 pub struct RabbitMq {
@@ -144,8 +146,10 @@ impl PubSub for RabbitMq {
 
     async fn close(&self) -> Result<(), BrokerError> {
         // Publishes are confirmed before they return, so nothing is buffered:
-        // closing stops subscriptions and the connection supervisors.
+        // closing stops subscriptions and closes both connections.
         self.closed.cancel();
+        self.publisher.link().join(CLOSE_WAIT).await;
+        self.consume.join(CLOSE_WAIT).await;
         Ok(())
     }
 }

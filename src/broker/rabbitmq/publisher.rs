@@ -84,6 +84,11 @@ impl Publisher {
         Self { cfg, link }
     }
 
+    /// The publish connection.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
     /// Whether the publish connection is up (readiness).
     pub fn connected(&self) -> bool {
         self.link.current().is_some()

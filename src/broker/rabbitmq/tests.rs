@@ -35,3 +35,33 @@ async fn component() -> Arc<dyn PubSub> {
 }
 
 crate::conformance_suite!(component);
+
+#[test]
+fn registered_and_validated_without_io() {
+    use crate::broker::registry::Registry;
+    use crate::config::model::ComponentSpec;
+    let reg = Registry::builtin();
+    let factory = reg
+        .get("pubsub.rabbitmq")
+        .expect("pubsub.rabbitmq registered");
+    let spec = |pairs: &[(&str, &str)]| ComponentSpec {
+        name: "pubsub".into(),
+        type_name: "pubsub.rabbitmq".into(),
+        version: "v1".into(),
+        metadata: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        scopes: Vec::new(),
+        source: "test.yaml".into(),
+    };
+    let ok = factory.validate(&spec(&[("hostname", "h"), ("publisherConfirm", "true")]));
+    assert!(ok.errors.is_empty(), "{ok:?}");
+    assert_eq!(ok.warnings.len(), 1);
+    let bad = factory.validate(&spec(&[("prefetchCount", "x"), ("deliveryMode", "9")]));
+    assert_eq!(
+        bad.errors.len(),
+        3,
+        "no connection, bad prefetch, bad mode: {bad:?}"
+    );
+}
