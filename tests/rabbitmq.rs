@@ -363,3 +363,31 @@ async fn fails_over_to_the_next_host_in_the_list() {
     sub.stop().await;
     ps.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_queue_arguments_fail_the_subscribe() {
+    let ps = component(&[("maxLen", "5")]).await;
+    let topic = unique("rmq-conflict");
+    let queue = unique("q");
+    // Someone else declared the queue without a length limit.
+    let channel = raw_channel().await;
+    let opts = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.as_str().into(), opts, FieldTable::default())
+        .await
+        .expect("declare");
+    let mut req = subscribe_req(&topic, "g");
+    req.metadata.insert("queueName".into(), queue.clone());
+    let err = ps
+        .subscribe(req, Recorder::ok())
+        .await
+        .expect_err("PRECONDITION_FAILED from the broker");
+    assert!(matches!(err, BrokerError::Rejected(_)), "got {err:?}");
+    ps.ping()
+        .await
+        .expect("the connection survives a channel error");
+    ps.close().await.expect("close");
+}

@@ -196,7 +196,7 @@ async fn consume(c: &Consuming, mut s: Session, attempts: &Arc<Attempts>) -> boo
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
         let (data, metadata, key) = codec::decode(&delivery.properties, delivery.data);
-        let seen = attempts.get(&id);
+        let seen = if id.is_empty() { 0 } else { attempts.get(&id) };
         let msg = ReceivedMessage {
             topic: c.plan.topic.clone(),
             data,
@@ -255,8 +255,13 @@ async fn settle(
             acker.ack(BasicAckOptions::default()).await
         }
         Ok(_) => {
-            let n = attempts.bump(&id);
-            let delay = retry_delay(n);
+            // Events from other producers may lack a message id; they cannot
+            // be told apart, so they get the second step's delay every time.
+            let delay = if id.is_empty() {
+                retry_delay(2)
+            } else {
+                retry_delay(attempts.bump(&id))
+            };
             tokio::select! {
                 // Left unacknowledged: the channel close requeues it at once.
                 _ = cancel.cancelled() => return,
