@@ -1,0 +1,245 @@
+//! Between sidebus events and AMQP messages: properties, string headers and
+//! the CloudEvents AMQP binding (binary content mode).
+//!
+//! Structured mode stores the CloudEvent JSON as the body, as daprd does.
+//! Binary mode moves every attribute into a `cloudEvents_<name>` header and
+//! keeps only `data` in the body. On receive both layouts are recognised
+//! automatically and the delivery layer always gets structured CE JSON, so a
+//! fleet can switch modes without draining queues.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
+use serde_json::{Map, Value};
+
+use super::config::{ContentMode, RabbitConfig};
+use crate::broker::{BrokerError, Metadata, PublishRequest};
+
+/// Header carrying the publish key (RabbitMQ has no record key).
+pub const KEY_HEADER: &str = "x-sidebus-key";
+/// Publish metadata interpreted rather than copied into headers (daprd's).
+const INTERPRETED: &[&str] = &["routingKey", "ttlInSeconds", "priority"];
+/// Prefixes of CloudEvents attribute headers: `cloudEvents_` (JMS-safe,
+/// what we write) and `cloudEvents:` (the binding's original spelling).
+const CE_PREFIXES: &[&str] = &["cloudEvents_", "cloudEvents:"];
+
+/// A publish request turned into AMQP terms.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Routing key (`routingKey` metadata, else the component default).
+    pub routing_key: String,
+    /// Properties and headers.
+    pub properties: BasicProperties,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+fn meta<'a>(md: &'a Metadata, key: &str) -> Option<&'a str> {
+    md.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Builds the AMQP message for `req`.
+pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, BrokerError> {
+    let mut headers = FieldTable::default();
+    for (k, v) in &req.metadata {
+        if !INTERPRETED.iter().any(|i| i.eq_ignore_ascii_case(k)) {
+            headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+        }
+    }
+    if let Some(key) = &req.key {
+        headers.insert(
+            KEY_HEADER.into(),
+            AMQPValue::LongString(key.as_str().into()),
+        );
+    }
+    let mut content_type = req.content_type.clone();
+    let mut body = req.data.to_vec();
+    if cfg.content_mode == ContentMode::Binary && is_cloudevent_json(&req.content_type) {
+        if let Ok(Value::Object(ce)) = serde_json::from_slice::<Value>(&req.data) {
+            let (ct, data) = to_binary(ce, &mut headers);
+            content_type = ct;
+            body = data;
+        }
+    }
+    let mut props = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(cfg.delivery_mode)
+        .with_message_id(uuid::Uuid::new_v4().simple().to_string().into());
+    if !content_type.is_empty() {
+        props = props.with_content_type(content_type.into());
+    }
+    let ttl = match meta(&req.metadata, "ttlInSeconds") {
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
+            BrokerError::Rejected(format!(
+                "ttlInSeconds {raw:?} is not a whole number of seconds"
+            ))
+        })?),
+        None => cfg.ttl.map(|d| d.as_secs().max(1)),
+    };
+    if let Some(secs) = ttl {
+        props = props.with_expiration(secs.saturating_mul(1000).to_string().into());
+    }
+    if let Some(raw) = meta(&req.metadata, "priority") {
+        let p = raw
+            .parse::<u8>()
+            .map_err(|_| BrokerError::Rejected(format!("priority {raw:?} is not 0–255")))?;
+        props = props.with_priority(p);
+    }
+    let routing_key = meta(&req.metadata, "routingKey")
+        .unwrap_or(&cfg.routing_key)
+        .to_string();
+    Ok(Outgoing {
+        routing_key,
+        properties: props,
+        body,
+    })
+}
+
+fn is_cloudevent_json(content_type: &str) -> bool {
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("application/cloudevents+json")
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    match content_type {
+        None => true,
+        Some(ct) => {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("application/json")
+                || ct.contains("+json")
+                || ct.starts_with("text/json")
+        }
+    }
+}
+
+/// Splits a structured CloudEvent into headers and body; returns the body's
+/// content type and bytes.
+fn to_binary(mut ce: Map<String, Value>, headers: &mut FieldTable) -> (String, Vec<u8>) {
+    let data = ce.remove("data");
+    let data_b64 = ce.remove("data_base64");
+    let dct = match ce.remove("datacontenttype") {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    for (name, value) in ce {
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let header = format!("{}{name}", CE_PREFIXES[0]);
+        headers.insert(header.into(), AMQPValue::LongString(text.into()));
+    }
+    let body = match (data, data_b64) {
+        (_, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .unwrap_or_else(|_| b64.into_bytes()),
+        (Some(Value::String(s)), _) if !is_json(dct.as_deref()) => s.into_bytes(),
+        (Some(v), _) => v.to_string().into_bytes(),
+        (None, _) => Vec::new(),
+    };
+    (dct.unwrap_or_default(), body)
+}
+
+/// What a received AMQP message becomes: the structured bytes, metadata and key.
+pub fn decode(properties: &BasicProperties, body: Vec<u8>) -> (Bytes, Metadata, Option<String>) {
+    let mut metadata = BTreeMap::new();
+    let mut ce = Map::new();
+    let mut key = None;
+    if let Some(headers) = properties.headers() {
+        for (name, value) in headers.inner() {
+            let name = name.as_str();
+            if name == "x-death" {
+                flatten_death(value, &mut metadata);
+                continue;
+            }
+            let Some(text) = scalar(value) else { continue };
+            if let Some(attr) = CE_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
+                ce.insert(attr.to_string(), Value::String(text));
+            } else if name == KEY_HEADER {
+                key = Some(text);
+            } else {
+                metadata.insert(name.to_string(), text);
+            }
+        }
+    }
+    if ce.is_empty() {
+        return (Bytes::from(body), metadata, key);
+    }
+    let ct = properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str().to_string());
+    if let Some(ct) = &ct {
+        ce.insert("datacontenttype".into(), Value::String(ct.clone()));
+    }
+    if !body.is_empty() {
+        let parsed = is_json(ct.as_deref())
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten();
+        match parsed {
+            Some(v) => {
+                ce.insert("data".into(), v);
+            }
+            None => match String::from_utf8(body) {
+                Ok(s) => {
+                    ce.insert("data".into(), Value::String(s));
+                }
+                Err(e) => {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
+                    ce.insert("data_base64".into(), Value::String(b64));
+                }
+            },
+        }
+    }
+    let json = serde_json::to_vec(&Value::Object(ce)).unwrap_or_default();
+    (Bytes::from(json), metadata, key)
+}
+
+fn scalar(value: &AMQPValue) -> Option<String> {
+    Some(match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_string(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        _ => return None,
+    })
+}
+
+/// RabbitMQ's `x-death` is an array of tables, newest first; the delivery
+/// layer and apps get its head as flat `x-death-*` string metadata.
+fn flatten_death(value: &AMQPValue, metadata: &mut Metadata) {
+    let AMQPValue::FieldArray(entries) = value else {
+        return;
+    };
+    let Some(AMQPValue::FieldTable(first)) = entries.as_slice().first() else {
+        return;
+    };
+    for (field, v) in first.inner() {
+        if let Some(text) = scalar(v) {
+            metadata.insert(format!("x-death-{}", field.as_str()), text);
+        }
+    }
+}
+
+/// A long string header value (used when tests build messages by hand).
+pub fn long(text: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(text))
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;
