@@ -15,7 +15,8 @@ use crate::broker::embedded::config::EmbeddedConfig;
 use crate::broker::{PubSub, SubscribeRequest};
 
 const CHILD_ENV: &str = "SIDEBUS_EMBEDDED_CRASH_CHILD";
-const TEST_NAME: &str = "broker::embedded::tests::crash::killed_publisher_loses_no_acknowledged_event";
+const TEST_NAME: &str =
+    "broker::embedded::tests::crash::killed_publisher_loses_no_acknowledged_event";
 const TOPIC: &str = "crash";
 const PUBLISHERS: usize = 8;
 /// Acknowledgements the parent waits for before killing the child.
@@ -33,7 +34,11 @@ async fn killed_publisher_loses_no_acknowledged_event() {
     let acked = tokio::task::spawn_blocking(move || run_and_kill(&path))
         .await
         .expect("parent task");
-    assert!(acked.len() >= KILL_AFTER, "child acknowledged only {}", acked.len());
+    assert!(
+        acked.len() >= KILL_AFTER,
+        "child acknowledged only {}",
+        acked.len()
+    );
 
     let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
     let rec = Recorder::ok();
@@ -45,7 +50,10 @@ async fn killed_publisher_loses_no_acknowledged_event() {
     let sub = ps.subscribe(req, rec.clone()).await.expect("subscribe");
     let end = Instant::now() + DEADLINE;
     let lost = loop {
-        let lost = acked.iter().filter(|id| rec.count(id.as_bytes()) == 0).count();
+        let lost = acked
+            .iter()
+            .filter(|id| rec.count(id.as_bytes()) == 0)
+            .count();
         if lost == 0 || Instant::now() > end {
             break lost;
         }
@@ -80,7 +88,11 @@ fn run_and_kill(dir: &Path) -> HashSet<String> {
     let mut lines = BufReader::new(stdout).lines();
     let end = Instant::now() + DEADLINE;
     while acked.len() < KILL_AFTER {
-        assert!(Instant::now() < end, "child acknowledged only {} in time", acked.len());
+        assert!(
+            Instant::now() < end,
+            "child acknowledged only {} in time",
+            acked.len()
+        );
         match lines.next() {
             Some(Ok(line)) => {
                 if let Some(id) = line.strip_prefix("ACK ") {

@@ -29,5 +29,5 @@ async fn fresh() -> Arc<dyn PubSub> {
 }
 
 mod conformance {
-    crate::conformance_suite!(|| super::fresh());
+    crate::conformance_suite!(super::fresh);
 }

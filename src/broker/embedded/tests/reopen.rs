@@ -42,7 +42,11 @@ async fn expect_exactly(rec: &Recorder, want: &[String], what: &str) {
     rec.wait_for(what, |r| want.iter().all(|id| r.count(id.as_bytes()) >= 1))
         .await;
     tokio::time::sleep(QUIET_WINDOW).await;
-    assert_eq!(rec.distinct(), want.len(), "{what}: unexpected extra events");
+    assert_eq!(
+        rec.distinct(),
+        want.len(),
+        "{what}: unexpected extra events"
+    );
 }
 
 fn ids(run: &str, from: usize, to: usize) -> Vec<String> {
@@ -54,7 +58,10 @@ fn ids(run: &str, from: usize, to: usize) -> Vec<String> {
 async fn clock_past(ms: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while chrono::Utc::now().timestamp_millis() <= ms {
-        assert!(std::time::Instant::now() < deadline, "clock did not advance");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clock did not advance"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -125,14 +132,22 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
             .map(|groups| {
                 groups
                     .filter_map(Result::ok)
-                    .filter(|g| std::fs::read_dir(g.path()).map(|c| c.count() >= 4).unwrap_or(false))
+                    .filter(|g| {
+                        std::fs::read_dir(g.path())
+                            .map(|c| c.count() >= 4)
+                            .unwrap_or(false)
+                    })
                     .count()
             })
             .unwrap_or(0);
         if complete >= groups_min {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "group cursors never appeared in {}", dir.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group cursors never appeared in {}",
+            dir.display()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

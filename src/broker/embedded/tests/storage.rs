@@ -55,7 +55,11 @@ fn read_all(log: &Log, from: u64) -> Vec<StoredRecord> {
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let pdir = dir.join("topics").join("t").join("0");
-    segment::list(&pdir).expect("list").into_iter().map(|(_, p)| p).collect()
+    segment::list(&pdir)
+        .expect("list")
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 /// Collects log output of the current thread.
@@ -64,7 +68,10 @@ struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -80,9 +87,10 @@ fn open_logged(dir: &Path) -> (Log, String) {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let log = tracing::subscriber::with_default(sub, || Log::open(dir, opts(1 << 20)))
-        .expect("reopen");
-    let text = String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let log =
+        tracing::subscriber::with_default(sub, || Log::open(dir, opts(1 << 20))).expect("reopen");
+    let text =
+        String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     (log, text)
 }
 
@@ -97,22 +105,34 @@ async fn torn_tails_are_cut_and_appends_continue() {
     let good = std::fs::metadata(&seg).expect("stat").len();
 
     // Garbage after the last record (a torn append of junk).
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .expect("open");
     f.write_all(&[0xAB; 37]).expect("write");
     drop(f);
     let (log, logged) = open_logged(dir.path());
-    assert!(logged.contains("Cut a torn or corrupt tail") && logged.contains("cut_bytes=37"), "log: {logged}");
+    assert!(
+        logged.contains("Cut a torn or corrupt tail") && logged.contains("cut_bytes=37"),
+        "log: {logged}"
+    );
     assert_eq!(std::fs::metadata(&seg).expect("stat").len(), good);
     assert_eq!(read_all(&log, 0).len(), 20, "earlier records intact");
     log.close();
     drop(log);
 
     // A record cut in the middle (a torn write of a real frame).
-    let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open");
     f.set_len(good - 5).expect("truncate");
     drop(f);
     let (log, logged) = open_logged(dir.path());
-    assert!(logged.contains("Cut a torn or corrupt tail"), "log: {logged}");
+    assert!(
+        logged.contains("Cut a torn or corrupt tail"),
+        "log: {logged}"
+    );
     let kept = read_all(&log, 0);
     assert_eq!(kept.len(), 19, "only the torn record is gone");
     for (i, r) in kept.iter().enumerate() {
@@ -153,11 +173,18 @@ async fn retention_by_bytes_deletes_whole_old_segments() {
     let deleted = log.enforce_retention(now, None, Some(8192));
     let left = segments(dir.path());
     assert_eq!(deleted, before - left.len());
-    let total: u64 = left.iter().map(|p| std::fs::metadata(p).expect("stat").len()).sum();
+    let total: u64 = left
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
     assert!(total <= 8192 + 4096, "kept {total} bytes");
     let kept = read_all(&log, 0);
     assert!(!kept.is_empty() && kept[0].offset > 0, "old records went");
-    assert_eq!(kept.last().map(|r| r.offset), Some(99), "newest records stay");
+    assert_eq!(
+        kept.last().map(|r| r.offset),
+        Some(99),
+        "newest records stay"
+    );
     append_n(&log, 100, 1, 500).await;
     log.close();
 }
@@ -170,9 +197,17 @@ async fn retention_by_age_keeps_the_active_segment() {
     let before = segments(dir.path()).len();
     let now = chrono::Utc::now().timestamp_millis();
     let hour = 3_600_000;
-    assert_eq!(log.enforce_retention(now, Some(hour), None), 0, "nothing is an hour old yet");
+    assert_eq!(
+        log.enforce_retention(now, Some(hour), None),
+        0,
+        "nothing is an hour old yet"
+    );
     let deleted = log.enforce_retention(now + 2 * hour, Some(hour), None);
-    assert_eq!(deleted, before - 1, "every sealed segment is past retention");
+    assert_eq!(
+        deleted,
+        before - 1,
+        "every sealed segment is past retention"
+    );
     let kept = read_all(&log, 0);
     assert!(!kept.is_empty(), "the active segment stays");
     assert_eq!(kept.last().map(|r| r.offset), Some(39));
@@ -187,7 +222,10 @@ async fn a_second_opener_gets_the_lock_error() {
         Err(err @ EmbeddedError::Locked { .. }) => {
             let msg = err.to_string();
             assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
-            assert!(msg.contains(&format!("pid={}", std::process::id())), "{msg}");
+            assert!(
+                msg.contains(&format!("pid={}", std::process::id())),
+                "{msg}"
+            );
         }
         Err(other) => panic!("expected the lock error, got {other}"),
         Ok(_) => panic!("a second opener got the folder"),
