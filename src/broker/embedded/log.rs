@@ -281,9 +281,43 @@ fn write_loop(mut rx: mpsc::Receiver<AppendReq>, segment_bytes: u64, stats: &Log
             }
         }
         let now = chrono::Utc::now().timestamp_millis();
-        for (part, reqs) in groups {
-            let recs: Vec<&NewRecord> = reqs.iter().map(|r| &r.rec).collect();
-            let results = part.append_batch(&recs, now, segment_bytes);
+        let staged: Vec<_> = groups
+            .iter()
+            .map(|(part, reqs)| {
+                let recs: Vec<&NewRecord> = reqs.iter().map(|r| &r.rec).collect();
+                part.write_batch(&recs, now, segment_bytes)
+            })
+            .collect();
+        // fdatasync of different files proceeds in parallel on the device;
+        // syncing partitions one after another would add their latencies.
+        let results: Vec<_> = if staged.len() == 1 {
+            staged
+                .into_iter()
+                .zip(&groups)
+                .map(|(st, (part, _))| part.sync_batch(st))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = staged
+                    .into_iter()
+                    .zip(&groups)
+                    .map(|(st, (part, _))| scope.spawn(move || part.sync_batch(st)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .zip(&groups)
+                    .map(|(h, (part, reqs))| {
+                        h.join().unwrap_or_else(|_| {
+                            tracing::error!(partition = %part.dir().display(), "A sync thread panicked.");
+                            reqs.iter()
+                                .map(|_| Err(EmbeddedError::Failed { path: part.dir().to_path_buf() }))
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for ((_, reqs), results) in groups.into_iter().zip(results) {
             stats.syncs.fetch_add(1, Ordering::Relaxed);
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
             stats.appends.fetch_add(ok, Ordering::Relaxed);

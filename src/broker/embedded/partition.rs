@@ -34,6 +34,13 @@ struct Writer {
     active_first_ts: Option<i64>,
 }
 
+/// A batch written to its segment but not yet synced.
+pub struct Staged {
+    offsets: Vec<u64>,
+    total: usize,
+    err: Option<EmbeddedError>,
+}
+
 /// A partition of a topic.
 pub struct Partition {
     dir: PathBuf,
@@ -139,18 +146,29 @@ impl Partition {
         now_ms: i64,
         segment_bytes: u64,
     ) -> Vec<Result<u64, EmbeddedError>> {
+        self.sync_batch(self.write_batch(recs, now_ms, segment_bytes))
+    }
+
+    /// First half of [`append_batch`](Self::append_batch): frames the
+    /// records and writes them to the file without syncing, so the writer
+    /// can sync several partitions at the same time.
+    pub fn write_batch(&self, recs: &[&NewRecord], now_ms: i64, segment_bytes: u64) -> Staged {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut staged = Staged {
+            offsets: Vec::with_capacity(recs.len()),
+            total: recs.len(),
+            err: None,
+        };
         if w.failed {
-            return recs.iter().map(|_| Err(self.failed())).collect();
+            staged.err = Some(self.failed());
+            return staged;
         }
-        let mut offsets = Vec::with_capacity(recs.len());
-        let mut outcome = Ok(());
         for rec in recs {
             let len = record::encoded_len(rec) as u64;
             if w.size > 0 && w.size + len > segment_bytes {
                 if let Err(e) = self.roll(&mut w) {
-                    outcome = Err(e);
-                    break;
+                    staged.err = Some(e);
+                    return staged;
                 }
             }
             let ts = now_ms.max(w.last_ts);
@@ -160,27 +178,35 @@ impl Partition {
             w.last_ts = ts;
             w.next += 1;
             w.size += len;
-            offsets.push(offset);
+            staged.offsets.push(offset);
         }
-        if outcome.is_ok() {
-            outcome = self.flush(&mut w);
+        if let Err(e) = self.write_buf(&mut w) {
+            staged.err = Some(e);
         }
-        let err = match outcome {
-            Ok(()) => None,
-            Err(e) => {
-                self.rollback(&mut w);
-                Some(e)
-            }
-        };
+        staged
+    }
+
+    /// Second half: fdatasync, publish the new durable end (or undo the
+    /// batch), and answer per record.
+    pub fn sync_batch(&self, staged: Staged) -> Vec<Result<u64, EmbeddedError>> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = staged.err;
+        if err.is_none() {
+            err = self.sync_and_publish(&mut w).err();
+        }
+        if err.is_some() && !w.failed {
+            self.rollback(&mut w);
+        }
         let end = self.snapshot().end;
-        let mut out: Vec<_> = offsets
+        let mut out: Vec<_> = staged
+            .offsets
             .into_iter()
             .map(|o| match &err {
                 Some(e) if o >= end => Err(copy_error(e)),
                 _ => Ok(o),
             })
             .collect();
-        while out.len() < recs.len() {
+        while out.len() < staged.total {
             out.push(Err(err.as_ref().map_or_else(|| self.failed(), copy_error)));
         }
         out
@@ -188,17 +214,25 @@ impl Partition {
 
     /// Writes and syncs the buffered frames, then publishes the new end.
     fn flush(&self, w: &mut Writer) -> Result<(), EmbeddedError> {
-        let path = self.active_path();
-        if !w.buf.is_empty() {
-            let buf = std::mem::take(&mut w.buf);
-            let res = w.file.write_all(&buf);
-            w.buf = buf;
-            w.buf.clear();
-            res.map_err(|e| EmbeddedError::io("append to", &path, e))?;
-            w.file
-                .sync_data()
-                .map_err(|e| EmbeddedError::io("sync", &path, e))?;
+        self.write_buf(w)?;
+        self.sync_and_publish(w)
+    }
+
+    fn write_buf(&self, w: &mut Writer) -> Result<(), EmbeddedError> {
+        if w.buf.is_empty() {
+            return Ok(());
         }
+        let buf = std::mem::take(&mut w.buf);
+        let res = w.file.write_all(&buf);
+        w.buf = buf;
+        w.buf.clear();
+        res.map_err(|e| EmbeddedError::io("append to", self.active_path(), e))
+    }
+
+    fn sync_and_publish(&self, w: &mut Writer) -> Result<(), EmbeddedError> {
+        w.file
+            .sync_data()
+            .map_err(|e| EmbeddedError::io("sync", self.active_path(), e))?;
         {
             let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
             s.end = w.next;
