@@ -104,6 +104,14 @@ impl Embedded {
     }
 }
 
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        // Without an explicit `close`, still stop retention and the
+        // subscriptions so the last `Arc<Log>` goes and the lock is released.
+        self.closed.cancel();
+    }
+}
+
 async fn retention_loop(log: Arc<Log>, config: EmbeddedConfig, closed: CancellationToken) {
     let age = config
         .retention

@@ -66,10 +66,12 @@ impl PartitionReader {
                 break;
             };
             if open.pos >= seg.size {
-                // Past this segment's end: move on to the next one.
-                self.next = self
-                    .next
-                    .max(next_base(&snap, open.base).unwrap_or(self.next));
+                // Past this segment's end: move on to the next one (none
+                // yet means the snapshot ends here).
+                let Some(b) = next_base(&snap, open.base) else {
+                    break;
+                };
+                self.next = self.next.max(b);
                 self.open = None;
                 continue;
             }
