@@ -199,7 +199,10 @@ impl PartitionTask {
             let can_fetch = c.retries.is_empty() && c.pending.len() < MAX_PENDING;
             if can_fetch && c.position() < durable {
                 if !self.fetch(&mut c).await {
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => break,
+                        _ = tokio::time::sleep(ERROR_PAUSE) => {}
+                    }
                 }
                 continue;
             }
@@ -220,6 +223,7 @@ impl PartitionTask {
 
     /// Reads the next batch into the queue; false after a read error.
     async fn fetch(&self, c: &mut Consumer) -> bool {
+        let before = c.position();
         let Some(mut reader) = c.reader.take() else {
             return false;
         };
@@ -240,11 +244,14 @@ impl PartitionTask {
         c.reader = Some(reader);
         match batch {
             Ok(recs) => {
+                // Nothing read and no progress although durable records are
+                // waiting would otherwise spin: report it as a failed read.
+                let progressed = !recs.is_empty() || c.position() != before;
                 for rec in recs {
                     c.pending.insert(rec.offset, State::Queued);
                     c.queue.push_back((rec.offset, self.message(rec)));
                 }
-                true
+                progressed
             }
             Err(e) => {
                 tracing::error!(topic = %self.topic, partition = self.index, error = %e, "Could not read the partition.");

@@ -151,3 +151,83 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_events_are_redelivered_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (topic, group, run) = (unique("abandon"), unique("g"), unique("r"));
+    let batch = ids(&run, 0, 6);
+    let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
+    // Finish the first half, abandon the rest (as a shut-down dispatcher would).
+    let keep: Vec<String> = batch[..3].to_vec();
+    let done = keep.clone();
+    let rec = Recorder::scripted(Arc::new(move |m, _| {
+        let id = String::from_utf8_lossy(&m.data).into_owned();
+        done.contains(&id)
+            .then_some(crate::broker::Outcome::Success)
+    }));
+    let req = SubscribeRequest {
+        topic: topic.clone(),
+        group: group.clone(),
+        metadata: BTreeMap::new(),
+    };
+    let sub = ps.subscribe(req, rec.clone()).await.expect("subscribe");
+    // One key: one partition, so the commit order is the publish order.
+    for id in &batch {
+        ps.publish(event(&topic, Some("one"), id))
+            .await
+            .expect("publish");
+    }
+    rec.wait_for("all six offered", |r| r.distinct() == 6).await;
+    sub.stop().await;
+    ps.close().await.expect("close");
+    drop(ps);
+
+    let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
+    let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
+    expect_exactly(&rec, &batch[3..], "the abandoned events, and only those").await;
+    sub.stop().await;
+    ps.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_event_holds_back_newer_events_of_its_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (topic, group, run) = (unique("retry-order"), unique("g"), unique("r"));
+    let (a, b) = (format!("{run}-a"), format!("{run}-b"));
+    let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
+    let retried = a.clone();
+    let rec = Recorder::scripted(Arc::new(move |m, attempt| {
+        let is_a = m.data == retried.as_bytes();
+        Some(if is_a && attempt < 3 {
+            crate::broker::Outcome::Retry
+        } else {
+            crate::broker::Outcome::Success
+        })
+    }));
+    let req = SubscribeRequest {
+        topic: topic.clone(),
+        group,
+        metadata: BTreeMap::new(),
+    };
+    let sub = ps.subscribe(req, rec.clone()).await.expect("subscribe");
+    ps.publish(event(&topic, Some("same"), &a))
+        .await
+        .expect("publish a");
+    rec.wait_for("the first attempt of a", |r| r.count(a.as_bytes()) >= 1)
+        .await;
+    ps.publish(event(&topic, Some("same"), &b))
+        .await
+        .expect("publish b");
+    rec.wait_for("b", |r| r.count(b.as_bytes()) >= 1).await;
+    let order: Vec<String> = rec
+        .deliveries()
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+        .collect();
+    assert_eq!(order, [a.clone(), a.clone(), a, b], "delivery order");
+    let redeliveries: Vec<u32> = rec.deliveries().iter().map(|m| m.redeliveries).collect();
+    assert_eq!(redeliveries, [0, 1, 2, 0]);
+    sub.stop().await;
+    ps.close().await.expect("close");
+}
