@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sidebus::broker::embedded::config::EmbeddedConfig;
 use sidebus::broker::embedded::Embedded;
-use sidebus::broker::{Metadata, PubSub, PublishRequest};
+use sidebus::broker::{
+    Ack, Handler, Metadata, Outcome, PubSub, PublishRequest, ReceivedMessage, SubscribeRequest,
+};
 
 const EVENT_BYTES: usize = 1024;
 
@@ -138,13 +140,53 @@ async fn time_open(path: &std::path::Path) -> Result<(), Box<dyn std::error::Err
     let open = Instant::now();
     let broker = Embedded::open(path.to_path_buf(), EmbeddedConfig::default()).await?;
     let open_ms = open.elapsed().as_secs_f64() * 1000.0;
-    broker.close().await?;
     println!(
         "recovery: {:.2} GB on disk in {}; open took {open_ms:.0} ms",
         bytes as f64 / 1e9,
         path.display()
     );
+    let total: usize = broker
+        .log()
+        .topic("recovery")?
+        .partitions
+        .iter()
+        .map(|p| p.snapshot().end as usize)
+        .sum();
+    let counter = Arc::new(Counter::default());
+    let req = SubscribeRequest {
+        topic: "recovery".into(),
+        group: format!("bench-{}", std::process::id()),
+        metadata: Metadata::new(),
+    };
+    let start = Instant::now();
+    let sub = broker.subscribe(req, counter.clone()).await?;
+    while counter.seen.load(Ordering::Relaxed) < total as u64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "consume: {total} events replayed to one subscriber (handler acks at once) in {s:.1} s = {:.0} ev/s",
+        total as f64 / s
+    );
+    sub.stop().await;
+    broker.close().await?;
     Ok(())
+}
+
+/// A handler that acknowledges at once and counts.
+#[derive(Default)]
+struct Counter {
+    seen: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Handler for Counter {
+    async fn submit(&self, _msg: ReceivedMessage) -> Ack {
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(Outcome::Success);
+        rx
+    }
 }
 
 fn walk(dir: &std::path::Path) -> std::io::Result<u64> {
