@@ -185,10 +185,15 @@ impl PartitionTask {
                 }
             }
             if let Some((off, msg)) = c.queue.pop_front() {
+                // A submit waiting for room is abandoned only when this
+                // member stops or loses the partition, not on every change
+                // of the member list.
+                let (index, member) = (self.index, self.member);
+                let lost = members.wait_for(|m| !assigned(m, index, member));
                 let ack = tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => { c.queue.push_front((off, msg)); break; }
-                    _ = members.changed() => { c.queue.push_front((off, msg)); continue; }
+                    _ = lost => { c.queue.push_front((off, msg)); continue; }
                     ack = self.handler.submit(msg.clone()) => ack,
                 };
                 c.pending.insert(off, State::InFlight(msg));
