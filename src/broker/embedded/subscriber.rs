@@ -108,10 +108,17 @@ impl PartitionTask {
             .cursor_path(&self.topic, &self.group_name, self.index);
         let (part, initial) = (self.part.clone(), self.initial);
         let res = tokio::task::spawn_blocking(move || {
+            let snap = part.snapshot();
             if let Some(next) = cursor::load(&path)? {
+                if next > snap.end {
+                    // Only durable offsets are ever committed, so this means
+                    // the log lost data (a damaged disk): resume at its end
+                    // rather than silently skip the next `next - end` events.
+                    tracing::warn!(cursor = %path.display(), committed = next, end = snap.end, "Committed cursor is past the end of the log; resuming at the end.");
+                    return Ok(snap.end);
+                }
                 return Ok(next);
             }
-            let snap = part.snapshot();
             let next = match initial {
                 InitialOffset::Oldest => snap.start,
                 InitialOffset::Newest => snap.end,
