@@ -19,8 +19,10 @@ const TEST_NAME: &str =
     "broker::embedded::tests::crash::killed_publisher_loses_no_acknowledged_event";
 const TOPIC: &str = "crash";
 const PUBLISHERS: usize = 8;
-/// Acknowledgements the parent waits for before killing the child.
+/// Most acknowledgements the parent waits for before killing a child.
 const KILL_AFTER: usize = 3000;
+/// Children started and killed in the same folder.
+const ROUNDS: usize = 3;
 /// A stray child stops by itself after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -30,15 +32,22 @@ async fn killed_publisher_loses_no_acknowledged_event() {
         return child(Path::new(&dir)).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().to_path_buf();
-    let acked = tokio::task::spawn_blocking(move || run_and_kill(&path))
-        .await
-        .expect("parent task");
-    assert!(
-        acked.len() >= KILL_AFTER,
-        "child acknowledged only {}",
-        acked.len()
-    );
+    let mut acked = HashSet::new();
+    // Several kills at random points: each child also recovers the folder
+    // the previous one was killed in, and appends after the cut.
+    for round in 0..ROUNDS {
+        let path = dir.path().to_path_buf();
+        let kill_after = rand::random_range(KILL_AFTER / 2..=KILL_AFTER);
+        let ids = tokio::task::spawn_blocking(move || run_and_kill(&path, kill_after))
+            .await
+            .expect("parent task");
+        assert!(
+            ids.len() >= kill_after,
+            "round {round}: only {} acknowledged",
+            ids.len()
+        );
+        acked.extend(ids);
+    }
 
     let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
     let rec = Recorder::ok();
@@ -74,7 +83,7 @@ async fn killed_publisher_loses_no_acknowledged_event() {
 }
 
 /// Starts the child, reads acknowledged ids, SIGKILLs it, returns the ids.
-fn run_and_kill(dir: &Path) -> HashSet<String> {
+fn run_and_kill(dir: &Path, kill_after: usize) -> HashSet<String> {
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = Command::new(exe)
         .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
@@ -87,7 +96,7 @@ fn run_and_kill(dir: &Path) -> HashSet<String> {
     let mut acked = HashSet::new();
     let mut lines = BufReader::new(stdout).lines();
     let end = Instant::now() + DEADLINE;
-    while acked.len() < KILL_AFTER {
+    while acked.len() < kill_after {
         assert!(
             Instant::now() < end,
             "child acknowledged only {} in time",
@@ -117,6 +126,7 @@ fn run_and_kill(dir: &Path) -> HashSet<String> {
 /// The child: publishes from several tasks until killed.
 async fn child(dir: &Path) {
     let ps = super::open(dir, EmbeddedConfig::default()).await;
+    let pid = std::process::id();
     let mut tasks = Vec::new();
     for t in 0..PUBLISHERS {
         let ps: Arc<super::Embedded> = ps.clone();
@@ -124,7 +134,7 @@ async fn child(dir: &Path) {
             let started = Instant::now();
             let mut seq = 0u64;
             while started.elapsed() < CHILD_LIFETIME {
-                let id = format!("p{t}-{seq}");
+                let id = format!("{pid}-p{t}-{seq}");
                 let key = format!("k{t}-{}", seq % 16);
                 match ps.publish(event(TOPIC, Some(&key), &id)).await {
                     Ok(()) => println!("ACK {id}"),
