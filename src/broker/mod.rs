@@ -18,6 +18,8 @@
 //!    unacknowledged so it is redelivered after a restart.
 
 pub mod conformance;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod in_memory;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;

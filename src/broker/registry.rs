@@ -80,6 +80,8 @@ impl Registry {
             factories: BTreeMap::new(),
         };
         reg.register(Arc::new(super::in_memory::InMemoryFactory));
+        #[cfg(feature = "embedded")]
+        reg.register(Arc::new(super::embedded::EmbeddedFactory));
         #[cfg(feature = "rabbitmq")]
         reg.register(Arc::new(super::rabbitmq::RabbitMqFactory));
         reg
