@@ -4,6 +4,7 @@
 //! [`error::ApiError`], the single place daprd's error codes live.
 
 pub mod error;
+pub mod grpc;
 pub mod http;
 
 pub use error::ApiError;

@@ -1,0 +1,3 @@
+//! daprd's gRPC API.
+
+pub mod proto;
