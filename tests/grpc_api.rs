@@ -21,8 +21,7 @@ use sidebus::api::grpc::proto::topic_event_response::TopicEventResponseStatus;
 use sidebus::api::grpc::proto::*;
 use sidebus::broker::in_memory::InMemory;
 use sidebus::broker::{
-    BrokerError, Feature, Handler, Metadata, PubSub, PublishRequest, SubscribeRequest,
-    Subscription,
+    BrokerError, Feature, Handler, Metadata, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
 use sidebus::config::model::ComponentSpec;
 use sidebus::config::Settings;
@@ -191,8 +190,13 @@ async fn publish_event_answers_like_daprd() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(reason(&err), "DAPR_PUBSUB_METADATA_DESERIALIZATION");
     let res = err.get_error_details();
-    let res = res.resource_info().expect("ResourceInfo for a component error");
-    assert_eq!((res.resource_type.as_str(), res.resource_name.as_str()), ("pubsub", "pubsub"));
+    let res = res
+        .resource_info()
+        .expect("ResourceInfo for a component error");
+    assert_eq!(
+        (res.resource_type.as_str(), res.resource_name.as_str()),
+        ("pubsub", "pubsub")
+    );
 }
 
 fn entry(id: &str, event: &str) -> BulkPublishRequestEntry {
@@ -225,20 +229,34 @@ async fn bulk_publish_reports_failed_entries_and_refuses_bad_ids() {
     assert!(ok.failed_entries.is_empty());
 
     for alpha in [false, true] {
-        let req = bulk(vec![entry("1", "a"), entry("2", "fail me"), entry("3", "c")]);
+        let req = bulk(vec![
+            entry("1", "a"),
+            entry("2", "fail me"),
+            entry("3", "c"),
+        ]);
         let resp = if alpha {
             a.client.bulk_publish_event_alpha1(req).await
         } else {
             a.client.bulk_publish_event(req).await
         };
-        let failed = resp.expect("partial failure answers OK").into_inner().failed_entries;
+        let failed = resp
+            .expect("partial failure answers OK")
+            .into_inner()
+            .failed_entries;
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert_eq!(failed[0].entry_id, "2");
-        assert!(failed[0].error.contains("refused by the test"), "{failed:?}");
+        assert!(
+            failed[0].error.contains("refused by the test"),
+            "{failed:?}"
+        );
     }
 
     for entries in [vec![entry("1", "a"), entry("1", "b")], vec![entry("", "a")]] {
-        let err = a.client.bulk_publish_event(bulk(entries)).await.unwrap_err();
+        let err = a
+            .client
+            .bulk_publish_event(bulk(entries))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert_eq!(reason(&err), "DAPR_PUBSUB_EVENTS_SER");
     }
@@ -261,9 +279,16 @@ async fn metadata_set_get_and_shutdown() {
         .unwrap()
         .into_inner();
     assert_eq!(md.id, "grpc-test");
-    assert_eq!(md.extended_metadata.get("color").map(String::as_str), Some("blue"));
+    assert_eq!(
+        md.extended_metadata.get("color").map(String::as_str),
+        Some("blue")
+    );
     assert!(md.extended_metadata.contains_key("daprRuntimeVersion"));
-    let names: Vec<_> = md.registered_components.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<_> = md
+        .registered_components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(names, ["pubsub", "scoped"]);
 
     assert!(!a.rt.shutdown.is_cancelled());
@@ -281,13 +306,17 @@ async fn api_token_is_required_on_every_call() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let mut wrong = Request::new(GetMetadataRequest {});
-    wrong.metadata_mut().insert("dapr-api-token", "nope".parse().unwrap());
+    wrong
+        .metadata_mut()
+        .insert("dapr-api-token", "nope".parse().unwrap());
     assert_eq!(
         a.client.get_metadata(wrong).await.unwrap_err().code(),
         Code::Unauthenticated
     );
     let mut right = Request::new(publish_req("pubsub", "t", "x"));
-    right.metadata_mut().insert("dapr-api-token", "s3cret".parse().unwrap());
+    right
+        .metadata_mut()
+        .insert("dapr-api-token", "s3cret".parse().unwrap());
     a.client.publish_event(right).await.expect("token accepted");
 }
 
@@ -319,7 +348,10 @@ fn initial(topic: &str, md: &[(&str, &str)]) -> SubscribeTopicEventsRequestAlpha
             SubscribeTopicEventsRequestInitialAlpha1 {
                 pubsub_name: "pubsub".into(),
                 topic: topic.into(),
-                metadata: md.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                metadata: md
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 dead_letter_topic: None,
             },
         )),
@@ -435,7 +467,10 @@ async fn stream_in_flight_bound_and_redelivery_after_close() {
     let e1 = next_event(&mut s).await;
     let e2 = next_event(&mut s).await;
     let more = tokio::time::timeout(Duration::from_millis(300), s.rx.message()).await;
-    assert!(more.is_err(), "a third event while two are unanswered: {more:?}");
+    assert!(
+        more.is_err(),
+        "a third event while two are unanswered: {more:?}"
+    );
     ack(&s, &e1.id, TopicEventResponseStatus::Success).await;
     let e3 = next_event(&mut s).await;
     assert_ne!(e3.id, e2.id);
@@ -449,7 +484,9 @@ async fn stream_in_flight_bound_and_redelivery_after_close() {
     })
     .await
     .expect("first stream gone");
-    let mut s2 = open(&a, initial("st2", &[("ordering", "none")])).await.unwrap();
+    let mut s2 = open(&a, initial("st2", &[("ordering", "none")]))
+        .await
+        .unwrap();
     assert!(matches!(next(&mut s2).await, Resp::InitialResponse(_)));
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -482,6 +519,8 @@ async fn stream_without_initial_request_or_topic_fails() {
     let mut s = open(&a, initial("st3", &[])).await.unwrap();
     assert!(matches!(next(&mut s).await, Resp::InitialResponse(_)));
     s.tx.send(initial("st3", &[])).await.unwrap();
-    let end = tokio::time::timeout(WAIT, s.rx.message()).await.expect("in time");
+    let end = tokio::time::timeout(WAIT, s.rx.message())
+        .await
+        .expect("in time");
     assert_eq!(end.unwrap_err().code(), Code::InvalidArgument);
 }

@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use sidebus::api::grpc::proto::app_callback_alpha_server::{AppCallbackAlpha, AppCallbackAlphaServer};
+use sidebus::api::grpc::proto::app_callback_alpha_server::{
+    AppCallbackAlpha, AppCallbackAlphaServer,
+};
 use sidebus::api::grpc::proto::app_callback_server::{AppCallback, AppCallbackServer};
 use sidebus::api::grpc::proto::topic_event_bulk_request_entry::Event as BulkEvent;
 use sidebus::api::grpc::proto::topic_event_response::TopicEventResponseStatus as St;
@@ -81,9 +83,12 @@ impl AppCallback for Svc {
             max_await_duration_ms: 100,
         });
         let mut retry = sub("t-retry", &[], "/retry");
-        retry.metadata.insert("retryInitialInterval".into(), "10ms".into());
+        retry
+            .metadata
+            .insert("retryInitialInterval".into(), "10ms".into());
         let mut err = sub("t-err", &[], "/err");
-        err.metadata.insert("retryInitialInterval".into(), "10ms".into());
+        err.metadata
+            .insert("retryInitialInterval".into(), "10ms".into());
         Ok(Response::new(ListTopicSubscriptionsResponse {
             subscriptions: vec![
                 sub("t-ok", &[], "/ok"),
@@ -92,7 +97,11 @@ impl AppCallback for Svc {
                 sub("t-dlq", &[], "/dlq"),
                 sub("t-unimpl", &[], "/unimpl"),
                 err,
-                sub("t-routes", &[(r#"event.type == "special""#, "/special")], "/other"),
+                sub(
+                    "t-routes",
+                    &[(r#"event.type == "special""#, "/special")],
+                    "/other",
+                ),
                 sub("t-noroutes", &[], ""),
                 bulk,
             ],
@@ -194,9 +203,14 @@ async fn publish(sc: &SidecarProcess, topic: &str, body: &str, ce_type: Option<&
     if let Some(t) = ce_type {
         url.push_str(&format!("?metadata.cloudevent.type={t}"));
     }
-    let r = request("POST", &url, &[("content-type", "text/plain")], body.to_string())
-        .await
-        .unwrap();
+    let r = request(
+        "POST",
+        &url,
+        &[("content-type", "text/plain")],
+        body.to_string(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 204, "{:?}", r.body);
 }
 
@@ -227,13 +241,22 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
     publish(&sc, "t-ok", "hello", None).await;
     wait_until(WAIT, || app.calls("t-ok").len() == 1).await;
     let call = &app.calls("t-ok")[0];
-    assert_eq!((call.path.as_str(), call.data.as_slice()), ("/ok", &b"hello"[..]));
-    assert_eq!(call.metadata.get("pubsubname").map(String::as_str), Some("pubsub"));
+    assert_eq!(
+        (call.path.as_str(), call.data.as_slice()),
+        ("/ok", &b"hello"[..])
+    );
+    assert_eq!(
+        call.metadata.get("pubsubname").map(String::as_str),
+        Some("pubsub")
+    );
 
     // RETRY and a gRPC error are retried; the second attempt succeeds.
     publish(&sc, "t-retry", "r", None).await;
     publish(&sc, "t-err", "e", None).await;
-    wait_until(WAIT, || app.calls("t-retry").len() == 2 && app.calls("t-err").len() == 2).await;
+    wait_until(WAIT, || {
+        app.calls("t-retry").len() == 2 && app.calls("t-err").len() == 2
+    })
+    .await;
     assert_eq!(app.calls("t-retry")[0].id, app.calls("t-retry")[1].id);
 
     // DROP is not retried and goes to the dead-letter topic.
@@ -249,8 +272,10 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
     publish(&sc, "t-routes", "s", Some("special")).await;
     publish(&sc, "t-routes", "o", None).await;
     publish(&sc, "t-noroutes", "n", None).await;
-    wait_until(WAIT, || app.calls("t-routes").len() == 2 && app.calls("t-noroutes").len() == 1)
-        .await;
+    wait_until(WAIT, || {
+        app.calls("t-routes").len() == 2 && app.calls("t-noroutes").len() == 1
+    })
+    .await;
     let mut paths: Vec<_> = app.calls("t-routes").into_iter().map(|c| c.path).collect();
     paths.sort();
     assert_eq!(paths, ["/other", "/special"]);

@@ -59,7 +59,10 @@ mod tests {
         let info = details.error_info().expect("ErrorInfo");
         assert_eq!(info.reason, "DAPR_PUBSUB_PUBLISH_MESSAGE");
         assert_eq!(info.domain, "dapr.io");
-        assert_eq!(info.metadata.get("topic").map(String::as_str), Some("orders"));
+        assert_eq!(
+            info.metadata.get("topic").map(String::as_str),
+            Some("orders")
+        );
         let res = details.resource_info().expect("ResourceInfo");
         assert_eq!(res.resource_type, "pubsub");
         assert_eq!(res.resource_name, "ps");

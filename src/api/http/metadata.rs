@@ -87,7 +87,11 @@ pub(crate) fn metadata_json(rt: &Runtime) -> Value {
 
     let mut doc = Map::new();
     put_nonempty(&mut doc, "id", Value::from(snap.id));
-    put_nonempty(&mut doc, "runtimeVersion", Value::from(snap.runtime_version));
+    put_nonempty(
+        &mut doc,
+        "runtimeVersion",
+        Value::from(snap.runtime_version),
+    );
     put_nonempty(&mut doc, "enabledFeatures", Value::Array(Vec::new()));
     put_nonempty(&mut doc, "extended", json!(snap.extended));
     put_nonempty(&mut doc, "components", Value::Array(components));

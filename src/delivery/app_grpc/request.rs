@@ -171,8 +171,10 @@ mod tests {
 
     #[test]
     fn core_fields_data_and_extensions() {
-        let ev = event(json!({"id":"1","source":"app","type":"x","specversion":"1.0",
-            "datacontenttype":"application/json","data":{"a":1},"topic":"t","traceid":"tp"}));
+        let ev = event(
+            json!({"id":"1","source":"app","type":"x","specversion":"1.0",
+            "datacontenttype":"application/json","data":{"a":1},"topic":"t","traceid":"tp"}),
+        );
         let req = topic_event_request(&ev);
         assert_eq!(req.id, "1");
         assert_eq!(req.spec_version, "1.0");
@@ -187,7 +189,9 @@ mod tests {
     fn text_and_base64_data() {
         let ev = event(json!({"id":"1","datacontenttype":"text/plain","data":"hi"}));
         assert_eq!(topic_event_request(&ev).data, b"hi");
-        let ev = event(json!({"id":"1","datacontenttype":"application/octet-stream","data_base64":"AAE="}));
+        let ev = event(
+            json!({"id":"1","datacontenttype":"application/octet-stream","data_base64":"AAE="}),
+        );
         assert_eq!(topic_event_request(&ev).data, vec![0u8, 1]);
     }
 }
