@@ -227,6 +227,8 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
         &port,
         "--app-protocol",
         "grpc",
+        "--app-api-token",
+        "app-s3cret",
     ]);
     sc.wait_status("/v1.0/healthz", 204).await;
 
