@@ -333,6 +333,16 @@ async fn other_methods_are_unimplemented() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("not served by sidebus"), "{err:?}");
+    let other = http::uri::PathAndQuery::from_static("/some.Other/Method");
+    let codec: tonic_prost::ProstCodec<GetMetadataRequest, GetMetadataResponse> =
+        Default::default();
+    grpc.ready().await.unwrap();
+    let err = grpc
+        .unary(Request::new(GetMetadataRequest {}), other, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
 }
 
 // ---- streaming subscriptions ----

@@ -22,8 +22,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
+use tower::ServiceExt;
 
 use crate::api::http::{constant_time_eq, API_TOKEN_HEADER};
 use crate::runtime::Runtime;
@@ -123,6 +126,18 @@ impl tonic::service::Interceptor for TokenCheck {
     }
 }
 
+/// The `Dapr` methods sidebus serves; every other path answers
+/// UNIMPLEMENTED with a message saying so.
+const SERVED: &[&str] = &[
+    "PublishEvent",
+    "BulkPublishEvent",
+    "BulkPublishEventAlpha1",
+    "SubscribeTopicEventsAlpha1",
+    "GetMetadata",
+    "SetMetadata",
+    "Shutdown",
+];
+
 /// The `Dapr` service with the token check and the body limit applied.
 pub fn service(rt: Arc<Runtime>) -> InterceptedService<DaprServer<DaprApi>, TokenCheck> {
     let check = TokenCheck {
@@ -140,6 +155,30 @@ pub fn service(rt: Arc<Runtime>) -> InterceptedService<DaprServer<DaprApi>, Toke
     InterceptedService::new(server, check)
 }
 
+/// The routes of the gRPC API: each served method, and a fallback that
+/// names what is not served (tonic's own answer has no message).
+pub fn routes(rt: Arc<Runtime>) -> Routes {
+    let svc = service(rt)
+        .map_request(|req: http::Request<axum::body::Body>| req.map(tonic::body::Body::new));
+    let mut router = axum::Router::new();
+    for method in SERVED {
+        router = router.route_service(
+            &format!("/{}/{method}", DaprServer::<DaprApi>::NAME),
+            svc.clone(),
+        );
+    }
+    Routes::from(router.fallback(not_served))
+}
+
+async fn not_served(uri: http::Uri) -> http::Response<tonic::body::Body> {
+    tracing::debug!(path = %uri.path(), "gRPC method not served.");
+    Status::unimplemented(format!(
+        "{} is not served by sidebus: only the pub/sub methods of dapr.proto.runtime.v1.Dapr are",
+        uri.path()
+    ))
+    .into_http()
+}
+
 /// Serves the gRPC API on every listener until `shutdown` is cancelled,
 /// then stops accepting and lets in-flight calls finish.
 pub async fn serve(
@@ -154,7 +193,7 @@ pub async fn serve(
         }
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(service(runtime.clone()));
+            .add_routes(routes(runtime.clone()));
         let stop = shutdown.clone();
         servers.spawn(async move {
             router

@@ -135,6 +135,9 @@ fn spec_for(
     rt: &Runtime,
     init: SubscribeTopicEventsRequestInitialAlpha1,
 ) -> Result<(SubscriptionSpec, SubscriptionOptions), Status> {
+    if rt.components.is_empty() {
+        return Err(ApiError::PubsubNotConfigured.into());
+    }
     if init.pubsub_name.is_empty() {
         return Err(ApiError::PubsubEmpty.into());
     }

@@ -144,3 +144,66 @@ pub async fn discover_grpc(
     tracing::error!("Giving up on ListTopicSubscriptions; no programmatic subscriptions.");
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::grpc::proto::{BulkSubscribeConfig, TopicRoutes, TopicRule};
+
+    fn sub(routes: Option<TopicRoutes>) -> TopicSubscription {
+        TopicSubscription {
+            pubsub_name: "ps".into(),
+            topic: "t".into(),
+            routes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_routes_is_one_catch_all_with_an_empty_path() {
+        let spec = to_spec(sub(None)).unwrap();
+        assert_eq!(spec.rules, vec![RouteRule::default()]);
+        assert_eq!(spec.kind, SubscriptionKind::Programmatic);
+    }
+
+    #[test]
+    fn rules_in_order_then_the_default() {
+        let routes = TopicRoutes {
+            rules: vec![TopicRule {
+                r#match: "event.type == 'a'".into(),
+                path: "/a".into(),
+            }],
+            default: "/d".into(),
+        };
+        let mut s = sub(Some(routes));
+        s.dead_letter_topic = "dlq".into();
+        s.bulk_subscribe = Some(BulkSubscribeConfig {
+            enabled: true,
+            max_messages_count: 0,
+            max_await_duration_ms: 5,
+        });
+        let spec = to_spec(s).unwrap();
+        let paths: Vec<_> = spec.rules.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/d"]);
+        assert_eq!(spec.rules[1].match_expr, "");
+        assert_eq!(spec.dead_letter_topic.as_deref(), Some("dlq"));
+        assert!(spec.bulk.enabled);
+        assert_eq!(spec.bulk.max_messages_count, 100, "0 means the default");
+        assert_eq!(spec.bulk.max_await_duration_ms, 5);
+    }
+
+    #[test]
+    fn rules_without_default_get_no_catch_all() {
+        let routes = TopicRoutes {
+            rules: vec![TopicRule {
+                r#match: "true".into(),
+                path: "/x".into(),
+            }],
+            default: String::new(),
+        };
+        assert_eq!(to_spec(sub(Some(routes))).unwrap().rules.len(), 1);
+        let mut nameless = sub(None);
+        nameless.topic.clear();
+        assert!(to_spec(nameless).is_none());
+    }
+}

@@ -186,3 +186,47 @@ impl AppChannel for GrpcAppChannel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_mapping_follows_daprd() {
+        assert_eq!(map_status(0), AppResult::Success);
+        assert!(matches!(map_status(1), AppResult::Retry(_)));
+        assert!(matches!(map_status(2), AppResult::Drop(_)));
+        assert!(
+            matches!(map_status(7), AppResult::Retry(_)),
+            "unknown → retry"
+        );
+        assert!(matches!(
+            map_error(&tonic::Status::unimplemented("x")),
+            AppResult::Drop(_)
+        ));
+        assert!(matches!(
+            map_error(&tonic::Status::unavailable("x")),
+            AppResult::Retry(_)
+        ));
+    }
+
+    #[test]
+    fn metadata_keys_that_cannot_travel_are_skipped() {
+        let mut md = MetadataMap::new();
+        let broker: crate::broker::Metadata = [
+            ("__key", "k"),
+            ("Kafka-Header", "v"),
+            ("trace-bin", "x"),
+            ("bad key", "v"),
+            ("grpc-timeout", "1S"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        copy_metadata(&mut md, &broker);
+        assert_eq!(md.get("__key").unwrap(), "k");
+        assert_eq!(md.get("kafka-header").unwrap(), "v");
+        assert!(md.get("trace-bin").is_none() && md.get("grpc-timeout").is_none());
+        assert_eq!(md.len(), 2);
+    }
+}
