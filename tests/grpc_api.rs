@@ -534,3 +534,31 @@ async fn stream_without_initial_request_or_topic_fails() {
         .expect("in time");
     assert_eq!(end.unwrap_err().code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn stream_drains_at_sidecar_shutdown() {
+    let a = api(None).await;
+    let mut s = open(&a, initial("st4", &[])).await.unwrap();
+    assert!(matches!(next(&mut s).await, Resp::InitialResponse(_)));
+    publish(&a, "st4", "last").await;
+    let ev = next_event(&mut s).await;
+    a.rt.shutdown.cancel();
+    // The event at the client can still be answered; then the stream ends.
+    let early = tokio::time::timeout(Duration::from_millis(200), s.rx.message()).await;
+    assert!(
+        early.is_err(),
+        "stream ended before the in-flight event was answered: {early:?}"
+    );
+    ack(&s, &ev.id, TopicEventResponseStatus::Success).await;
+    let end = tokio::time::timeout(WAIT, s.rx.message())
+        .await
+        .expect("ends in time");
+    assert_eq!(end.unwrap_err().code(), Code::Unavailable);
+    tokio::time::timeout(WAIT, async {
+        while streaming_count(&a) != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("stream subscription removed at shutdown");
+}

@@ -17,8 +17,11 @@
 //! Each `event_message` is answered by `event_processed{id, status}`,
 //! matched by CloudEvent id; an id already waiting for its answer is
 //! retried later rather than sent twice. When the stream ends (client close,
-//! cancel, a second `initial_request`, sidecar shutdown) the subscription is
-//! removed and unanswered events are abandoned: the broker redelivers them.
+//! cancel, a second `initial_request`) the subscription is removed and
+//! unanswered events are abandoned: the broker redelivers them. At sidecar
+//! shutdown the stream is drained like an app subscription: no new events,
+//! answers to events already sent are awaited up to the grace period, then
+//! the stream ends with UNAVAILABLE.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +55,8 @@ const STREAM_PATH: &str = "/";
 /// How long in-flight deliveries may finish after the stream ended; the
 /// client is gone, so this only bounds settling with the broker.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait to hand the final status to a client that stopped reading.
+const FINAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The stream as an [`AppChannel`].
 struct StreamChannel {
@@ -214,15 +219,38 @@ pub(super) async fn subscribe(
     let name = spec.name.clone();
     manager.start(vec![spec]).await;
     tokio::spawn(async move {
-        let ended = read_answers(&rt, &mut inbound, &channel, &tx).await;
-        if let Some(status) = ended {
-            let _ = tx.send(Err(status)).await;
+        let stopping = tokio::select! {
+            ended = read_answers(&mut inbound, &channel) => {
+                if let Some(status) = ended {
+                    send_final(&tx, status).await;
+                }
+                false
+            }
+            _ = tx.closed() => false,
+            _ = rt.shutdown.cancelled() => true,
+        };
+        if stopping {
+            // As for app subscriptions: stop fetching, and let events already
+            // at the client finish within the grace period while answers
+            // are still read.
+            let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
+            let drain = manager.shutdown(grace);
+            tokio::pin!(drain);
+            tokio::select! {
+                _ = &mut drain => {}
+                _ = read_answers(&mut inbound, &channel) => {
+                    tokio::join!(&mut drain, async { channel.gone.cancel() });
+                }
+            }
+            send_final(&tx, Status::unavailable("the sidecar is shutting down")).await;
+        } else {
+            // Stop first (join! polls in order), so deliveries that return
+            // because the stream is gone are abandoned, not retried.
+            tokio::join!(manager.shutdown(TEARDOWN_GRACE), async {
+                channel.gone.cancel()
+            });
         }
-        // Stop first (join! polls in order), so deliveries that return
-        // because the stream is gone are abandoned, not retried.
-        tokio::join!(manager.shutdown(TEARDOWN_GRACE), async {
-            channel.gone.cancel()
-        });
+        channel.gone.cancel();
         rt.subscriptions
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -232,20 +260,24 @@ pub(super) async fn subscribe(
     Ok(ReceiverStream::new(rx))
 }
 
+/// Ends the stream with `status`, unless the client stopped reading.
+async fn send_final(
+    tx: &mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
+    status: Status,
+) {
+    let _ = tokio::time::timeout(FINAL_SEND_TIMEOUT, tx.send(Err(status))).await;
+}
+
 /// Reads `event_processed` answers until the stream ends; `Some` is the
 /// error to end the stream with.
 async fn read_answers(
-    rt: &Runtime,
     inbound: &mut Streaming<SubscribeTopicEventsRequestAlpha1>,
     channel: &StreamChannel,
-    out: &mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
 ) -> Option<Status> {
     loop {
-        let next = tokio::select! {
-            _ = rt.shutdown.cancelled() => return Some(Status::unavailable("the sidecar is shutting down")),
-            _ = out.closed() => return None,
-            m = inbound.message() => m,
-        };
+        // Streaming::message is cancel safe: the caller may drop this future
+        // and read on with a new one.
+        let next = inbound.message().await;
         let msg = match next {
             Ok(Some(m)) => m,
             Ok(None) => return None,
