@@ -39,20 +39,45 @@ fn content_type(given: &str) -> &str {
     }
 }
 
+/// A raw payload has no envelope to carry the trace, so daprd's gRPC edge
+/// puts it in the request metadata (which brokers such as Kafka turn into
+/// headers). Keys the caller set win.
+fn add_raw_trace(md: &mut Metadata, traceparent: Option<&str>, tracestate: Option<&str>) {
+    let raw = md
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("rawPayload"))
+        .and_then(|(_, v)| crate::envelope::parse_bool(v))
+        .unwrap_or(false);
+    if !raw {
+        return;
+    }
+    if let Some(tp) = traceparent {
+        md.entry("traceid".into()).or_insert_with(|| tp.to_string());
+    }
+    if let Some(ts) = tracestate {
+        md.entry("tracestate".into())
+            .or_insert_with(|| ts.to_string());
+    }
+}
+
 /// `PublishEvent`.
 pub(super) async fn publish_event(
     rt: &Runtime,
     req: Request<PublishEventRequest>,
 ) -> Result<Response<()>, Status> {
     let (md, _, body) = req.into_parts();
+    let traceparent = header(&md, "traceparent");
+    let tracestate = header(&md, "tracestate");
+    let mut metadata = to_metadata(body.metadata);
+    add_raw_trace(&mut metadata, traceparent, tracestate);
     let call = PublishCall {
         pubsub_name: &body.pubsub_name,
         topic: &body.topic,
         data: Bytes::from(body.data),
         content_type: Some(content_type(&body.data_content_type)),
-        metadata: to_metadata(body.metadata),
-        traceparent: header(&md, "traceparent"),
-        tracestate: header(&md, "tracestate"),
+        metadata,
+        traceparent,
+        tracestate,
     };
     rt.publish(call).await?;
     Ok(Response::new(()))
@@ -92,4 +117,24 @@ pub(super) async fn bulk_publish(
         })
         .collect();
     Ok(Response::new(BulkPublishResponse { failed_entries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_payload_carries_the_trace_in_metadata() {
+        let mut md: Metadata = [("rawPayload".to_string(), "true".to_string())].into();
+        add_raw_trace(&mut md, Some("00-abc-def-01"), Some("k=v"));
+        assert_eq!(md.get("traceid").map(String::as_str), Some("00-abc-def-01"));
+        assert_eq!(md.get("tracestate").map(String::as_str), Some("k=v"));
+
+        let mut enveloped = Metadata::new();
+        add_raw_trace(&mut enveloped, Some("00-abc-def-01"), None);
+        assert!(
+            enveloped.is_empty(),
+            "the envelope carries the trace instead"
+        );
+    }
 }
