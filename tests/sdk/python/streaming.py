@@ -1,12 +1,10 @@
 """Streaming subscription (client.subscribe): RETRY is redelivered, DROP
 is not; then subscribe_with_handler."""
-import threading
-import time
-
+import requests
 from dapr.clients import DaprClient
 from dapr.clients.grpc._response import TopicEventResponse
 
-from common import fail, wait_for
+from common import HTTP_PORT, fail, wait_for
 
 with DaprClient() as client:
     sub = client.subscribe(pubsub_name="pubsub", topic="py-stream")
@@ -32,7 +30,11 @@ with DaprClient() as client:
 
     close = client.subscribe_with_handler(pubsub_name="pubsub", topic="py-handler",
                                           handler_fn=handler)
-    time.sleep(0.5)  # the handler's stream opens in a thread; no event to wait on
+    # The handler's stream opens in a thread: wait until sidebus lists it.
+    wait_for(lambda: any(sub.get("topic") == "py-handler" and sub.get("type") == "STREAMING"
+                         for sub in requests.get(f"http://127.0.0.1:{HTTP_PORT}/v1.0/metadata",
+                                                 timeout=5).json().get("subscriptions", [])),
+             "the handler's streaming subscription")
     client.publish_event(pubsub_name="pubsub", topic_name="py-handler", data="h")
     wait_for(lambda: seen == ["h"], "the handler to see the event")
     close()
