@@ -1,9 +1,11 @@
 //! The API edges apps talk to. `http/` serves daprd's HTTP API (axum);
-//! the gRPC edge will sit beside it. Both call the transport-neutral
+//! `grpc/` serves daprd's gRPC API (tonic) beside it. Both call the transport-neutral
 //! publish path in `runtime::publish` and map failures through
 //! [`error::ApiError`], the single place daprd's error codes live.
 
 pub mod error;
+pub mod grpc;
 pub mod http;
+pub mod metadata;
 
 pub use error::ApiError;

@@ -12,6 +12,9 @@
 //! - `dead_letter.rs`: republishing to the dead-letter topic
 //! - `options.rs`: subscription metadata the dispatcher understands
 //! - `app_http.rs`: the HTTP app channel; `discovery.rs`: `GET /dapr/subscribe`
+//! - `app_grpc/`: the gRPC app channel (`AppCallback`) and
+//!   `ListTopicSubscriptions`; also builds the `TopicEventRequest` that
+//!   streaming subscriptions send
 //!
 //! Semantics (DESIGN §6):
 //! - `submit` waits while the subscription has `maxInFlight` (default 256)
@@ -52,6 +55,7 @@
 //!   resolve `Err` and the broker redelivers them. Nothing is dead-lettered
 //!   because of shutdown.
 
+pub mod app_grpc;
 mod app_http;
 mod bulk;
 mod dead_letter;
@@ -68,6 +72,7 @@ use bytes::Bytes;
 
 use crate::broker::Metadata;
 
+pub use app_grpc::{discover_grpc, GrpcAppChannel};
 pub use app_http::HttpAppChannel;
 pub use discovery::{discover_http, merge, parse_subscriptions};
 pub use manager::{DeliveryManager, SubscriptionStats};
@@ -130,7 +135,7 @@ pub struct BulkAppRequest {
     pub entries: Vec<BulkAppEntry>,
 }
 
-/// A way to reach the app (HTTP now, gRPC later).
+/// A way to reach the app (HTTP, gRPC, or a streaming subscription).
 #[async_trait]
 pub trait AppChannel: Send + Sync + 'static {
     /// Delivers one event and maps the app's answer.

@@ -2,7 +2,8 @@
 //!
 //! 1. every resource is parsed and validated before anything else happens —
 //!    invalid configuration exits 78 having bound no port;
-//! 2. components are built, then the APIs bind and answer (outbound ready);
+//! 2. components are built, then the APIs (HTTP and gRPC) bind and answer
+//!    (outbound ready); a port already taken fails the start;
 //! 3. once the app port accepts, its subscriptions are discovered, merged with
 //!    the declarative ones and started (fully ready);
 //! 4. on SIGTERM, SIGINT or `/v1.0/shutdown`: readiness drops, deliveries stop
@@ -22,7 +23,10 @@ use crate::config::flags::AppProtocol;
 use crate::config::model::Resources;
 use crate::config::resources::{default_component, load};
 use crate::config::Settings;
-use crate::delivery::{discover_http, merge, DeliveryManager, HttpAppChannel};
+use crate::delivery::{
+    discover_grpc, discover_http, merge, AppChannel, DeliveryManager, GrpcAppChannel,
+    HttpAppChannel,
+};
 
 /// Exit status for invalid configuration (EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -150,15 +154,15 @@ pub async fn run(settings: Settings) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    if settings.app_protocol == AppProtocol::Grpc {
-        eprintln!("sidebus: --app-protocol grpc is not supported by this build yet; use http");
-        return EXIT_CONFIG;
-    }
     let handles = match build_components(&resources, &registry, &settings).await {
         Ok(h) => h,
         Err(code) => return code,
     };
     let http = match bind_all(&settings.listen_addresses, settings.http_port, "HTTP API").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let grpc = match bind_all(&settings.listen_addresses, settings.grpc_port, "gRPC API").await {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -179,14 +183,14 @@ pub async fn run(settings: Settings) -> u8 {
 
     let api_stop = CancellationToken::new();
     let api = tokio::spawn(crate::api::http::serve(rt.clone(), http, api_stop.clone()));
+    let grpc_api = tokio::spawn(crate::api::grpc::serve(rt.clone(), grpc, api_stop.clone()));
     let admin_task = tokio::spawn(serve_admin(rt.clone(), admin, api_stop.clone()));
 
-    let manager = rt.settings.app_port.map(|_| {
-        Arc::new(DeliveryManager::new(
-            rt.clone(),
-            Arc::new(HttpAppChannel::new(&rt.settings)),
-        ))
-    });
+    let channel = match app_channel(&rt.settings) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let manager = channel.map(|c| Arc::new(DeliveryManager::new(rt.clone(), c)));
     let subscriber = tokio::spawn(start_subscriptions(rt.clone(), manager.clone(), resources));
 
     let forced = wait_for_signal(&rt).await;
@@ -195,7 +199,40 @@ pub async fn run(settings: Settings) -> u8 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         return EXIT_FAILURE;
     }
-    shutdown(rt, manager, subscriber, api, admin_task, api_stop).await
+    let apis = Apis {
+        http: api,
+        grpc: grpc_api,
+        admin: admin_task,
+        stop: api_stop,
+    };
+    shutdown(rt, manager, subscriber, apis).await;
+    tracing::info!("Stopped.");
+    0
+}
+
+/// The API servers' tasks and their common stop signal.
+struct Apis {
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    admin: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// The way to the app for `--app-protocol`; `None` without an app port.
+fn app_channel(settings: &Settings) -> Result<Option<Arc<dyn AppChannel>>, u8> {
+    if settings.app_port.is_none() {
+        return Ok(None);
+    }
+    match settings.app_protocol {
+        AppProtocol::Http => Ok(Some(Arc::new(HttpAppChannel::new(settings)))),
+        AppProtocol::Grpc => match GrpcAppChannel::new(settings) {
+            Ok(c) => Ok(Some(Arc::new(c))),
+            Err(err) => {
+                eprintln!("sidebus: cannot address the gRPC app: {err}");
+                Err(EXIT_CONFIG)
+            }
+        },
+    }
 }
 
 async fn start_subscriptions(
@@ -213,7 +250,10 @@ async fn start_subscriptions(
         rt.readiness.set_app(true);
         return;
     };
-    let programmatic = discover_http(&rt.settings, &rt.shutdown).await;
+    let programmatic = match rt.settings.app_protocol {
+        AppProtocol::Http => discover_http(&rt.settings, &rt.shutdown).await,
+        AppProtocol::Grpc => discover_grpc(&rt.settings, &rt.shutdown).await,
+    };
     if rt.shutdown.is_cancelled() {
         return;
     }
@@ -250,10 +290,8 @@ async fn shutdown(
     rt: Arc<Runtime>,
     manager: Option<Arc<DeliveryManager>>,
     subscriber: tokio::task::JoinHandle<()>,
-    api: tokio::task::JoinHandle<std::io::Result<()>>,
-    admin: tokio::task::JoinHandle<()>,
-    api_stop: CancellationToken,
-) -> u8 {
+    apis: Apis,
+) {
     let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
     rt.readiness.set_app(false);
     // Stops discovery if it is still waiting for the app.
@@ -263,18 +301,21 @@ async fn shutdown(
         m.shutdown(grace).await;
     }
     rt.readiness.set_outbound(false);
-    api_stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(2), api).await {
+    apis.stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), apis.http).await {
         Ok(Ok(Ok(()))) | Err(_) => {}
         Ok(Ok(Err(err))) => tracing::warn!(error = %err, "HTTP API stopped with an error."),
         Ok(Err(err)) => tracing::warn!(error = %err, "HTTP API task failed."),
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    match tokio::time::timeout(Duration::from_secs(2), apis.grpc).await {
+        Ok(Ok(Ok(()))) | Err(_) => {}
+        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "gRPC API stopped with an error."),
+        Ok(Err(err)) => tracing::warn!(error = %err, "gRPC API task failed."),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), apis.admin).await;
     for c in rt.components.values() {
         if let Err(err) = c.pubsub.close().await {
             tracing::warn!(name = %c.spec.name, error = %err, "Component did not close cleanly.");
         }
     }
-    tracing::info!("Stopped.");
-    0
 }

@@ -28,6 +28,7 @@ pub fn free_port_now() -> u16 {
 pub struct SidecarProcess {
     pub child: Child,
     pub http_port: u16,
+    pub grpc_port: u16,
     pub metrics_port: u16,
 }
 
@@ -55,6 +56,7 @@ impl SidecarProcess {
         Self {
             child,
             http_port,
+            grpc_port,
             metrics_port,
         }
     }

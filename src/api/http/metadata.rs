@@ -11,12 +11,9 @@ use serde_json::{json, Map, Value};
 
 use super::read_body;
 use crate::api::error::ApiError;
+use crate::api::metadata::{set_attribute, snapshot};
 use crate::config::model::SubscriptionSpec;
 use crate::runtime::Runtime;
-
-/// The daprd release whose API sidebus mirrors, reported as the extended
-/// attribute `daprRuntimeVersion` (tools compare it to pick API versions).
-pub const DAPR_COMPATIBLE_VERSION: &str = "1.18.3";
 
 /// Inserts `value` under `key` unless it is empty (Go's `omitempty`).
 fn put_nonempty(obj: &mut Map<String, Value>, key: &str, value: Value) {
@@ -64,62 +61,39 @@ fn subscription_json(sub: &SubscriptionSpec) -> Value {
 
 /// The metadata document for `rt`.
 pub(crate) fn metadata_json(rt: &Runtime) -> Value {
-    let components: Vec<Value> = rt
+    let snap = snapshot(rt);
+    let components: Vec<Value> = snap
         .components
-        .values()
+        .iter()
         .map(|c| {
-            let caps: Vec<&str> = c.pubsub.features().iter().map(|f| f.as_str()).collect();
             let mut obj = Map::new();
-            put_nonempty(&mut obj, "name", Value::from(c.spec.name.as_str()));
-            put_nonempty(&mut obj, "type", Value::from(c.spec.type_name.as_str()));
-            put_nonempty(&mut obj, "version", Value::from(c.spec.version.as_str()));
-            put_nonempty(&mut obj, "capabilities", json!(caps));
+            put_nonempty(&mut obj, "name", Value::from(c.name.as_str()));
+            put_nonempty(&mut obj, "type", Value::from(c.type_name.as_str()));
+            put_nonempty(&mut obj, "version", Value::from(c.version.as_str()));
+            put_nonempty(&mut obj, "capabilities", json!(c.capabilities));
             Value::Object(obj)
         })
         .collect();
-    let mut extended: Map<String, Value> = rt
-        .extended_metadata
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-        .collect();
-    extended.insert(
-        "daprRuntimeVersion".into(),
-        Value::from(DAPR_COMPATIBLE_VERSION),
-    );
-    let subscriptions: Vec<Value> = rt
-        .subscriptions
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(subscription_json)
-        .collect();
-
-    let s = &rt.settings;
+    let subscriptions: Vec<Value> = snap.subscriptions.iter().map(subscription_json).collect();
     let mut app = Map::new();
-    put_nonempty(&mut app, "port", json!(s.app_port.unwrap_or(0)));
-    put_nonempty(&mut app, "protocol", Value::from(s.app_protocol.as_str()));
+    put_nonempty(&mut app, "port", json!(snap.app.port));
+    put_nonempty(&mut app, "protocol", Value::from(snap.app.protocol));
     put_nonempty(
         &mut app,
         "channelAddress",
-        Value::from(s.app_channel_address.as_str()),
+        Value::from(snap.app.channel_address.as_str()),
     );
-    put_nonempty(
-        &mut app,
-        "maxConcurrency",
-        json!(s.app_max_concurrency.max(0)),
-    );
+    put_nonempty(&mut app, "maxConcurrency", json!(snap.app.max_concurrency));
 
     let mut doc = Map::new();
-    put_nonempty(&mut doc, "id", Value::from(rt.app_id()));
+    put_nonempty(&mut doc, "id", Value::from(snap.id));
     put_nonempty(
         &mut doc,
         "runtimeVersion",
-        Value::from(format!("sidebus {}", env!("CARGO_PKG_VERSION"))),
+        Value::from(snap.runtime_version),
     );
     put_nonempty(&mut doc, "enabledFeatures", Value::Array(Vec::new()));
-    put_nonempty(&mut doc, "extended", Value::Object(extended));
+    put_nonempty(&mut doc, "extended", json!(snap.extended));
     put_nonempty(&mut doc, "components", Value::Array(components));
     put_nonempty(&mut doc, "subscriptions", Value::Array(subscriptions));
     put_nonempty(&mut doc, "appConnectionProperties", Value::Object(app));
@@ -138,10 +112,6 @@ pub(super) async fn put_metadata(
 ) -> Result<StatusCode, ApiError> {
     let value = read_body(body, rt.settings.max_body_size).await?;
     let value = String::from_utf8_lossy(&value).into_owned();
-    tracing::debug!(%key, "Extended metadata attribute set.");
-    rt.extended_metadata
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, value);
+    set_attribute(&rt, key, value);
     Ok(StatusCode::NO_CONTENT)
 }

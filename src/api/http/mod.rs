@@ -116,7 +116,7 @@ async fn check_token(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -
 /// Compares without an early exit, so the time taken does not reveal how
 /// much of a guessed token was right. Only the length leaks, as with any
 /// comparison that does not pad.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -1,0 +1,306 @@
+//! `SubscribeTopicEventsAlpha1`: a subscription whose app is the gRPC
+//! stream itself (contract §2.3).
+//!
+//! The client's first message must be `initial_request` (pubsub and topic
+//! required). The sidecar registers a STREAMING subscription (one rule, path
+//! `/`), answers `initial_response`, and starts one broker subscription for
+//! this stream through its own [`DeliveryManager`], so the stream gets the
+//! same in-flight bound (`maxInFlight` in the request metadata, default
+//! 256), ordering lanes, retries and dead letters as any app.
+//!
+//! Consumer group: the component's (consumerGroup / consumerID / app id),
+//! like the app's other subscriptions. Several streams of one app on one
+//! topic therefore share the events, as replicas do, and as daprd's streams
+//! do on Kafka. A group per stream would leave a group behind on the broker
+//! for every connection ever made.
+//!
+//! Each `event_message` is answered by `event_processed{id, status}`,
+//! matched by CloudEvent id; an id already waiting for its answer is
+//! retried later rather than sent twice. When the stream ends (client close,
+//! cancel, a second `initial_request`) the subscription is removed and
+//! unanswered events are abandoned: the broker redelivers them. At sidecar
+//! shutdown the stream is drained like an app subscription: no new events,
+//! answers to events already sent are awaited up to the grace period, then
+//! the stream ends with UNAVAILABLE.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, Streaming};
+
+use super::proto::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Req;
+use super::proto::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Resp;
+use super::proto::{
+    SubscribeTopicEventsRequestAlpha1, SubscribeTopicEventsRequestInitialAlpha1,
+    SubscribeTopicEventsResponseAlpha1, SubscribeTopicEventsResponseInitialAlpha1,
+};
+use crate::api::error::ApiError;
+use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
+use crate::delivery::app_grpc::{map_status, topic_event_request};
+use crate::delivery::{
+    AppChannel, AppEvent, AppResult, BulkAppRequest, DeliveryManager, SubscriptionOptions,
+};
+use crate::runtime::Runtime;
+
+/// The response stream of one subscription.
+pub type EventStream = ReceiverStream<Result<SubscribeTopicEventsResponseAlpha1, Status>>;
+
+/// Route path of every streaming subscription (daprd's).
+const STREAM_PATH: &str = "/";
+/// How long in-flight deliveries may finish after the stream ended; the
+/// client is gone, so this only bounds settling with the broker.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait to hand the final status to a client that stopped reading.
+const FINAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The stream as an [`AppChannel`].
+struct StreamChannel {
+    out: mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
+    /// Events sent and not answered yet, by CloudEvent id. Bounded by the
+    /// subscription's in-flight bound: one entry per delivery in progress.
+    pending: Mutex<HashMap<String, oneshot::Sender<AppResult>>>,
+    gone: CancellationToken,
+}
+
+impl StreamChannel {
+    fn forget(&self, id: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    fn answer(&self, id: &str, result: AppResult) -> bool {
+        let tx = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        match tx {
+            Some(tx) => tx.send(result).is_ok(),
+            None => false,
+        }
+    }
+}
+
+fn closed() -> AppResult {
+    AppResult::Retry("the subscription stream closed".into())
+}
+
+#[async_trait]
+impl AppChannel for StreamChannel {
+    async fn deliver(&self, ev: &AppEvent) -> AppResult {
+        let msg = topic_event_request(ev);
+        let id = msg.id.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.contains_key(&id) {
+                return AppResult::Retry(format!("event id {id} is already in flight"));
+            }
+            pending.insert(id.clone(), tx);
+        }
+        let resp = SubscribeTopicEventsResponseAlpha1 {
+            subscribe_topic_events_response_type: Some(Resp::EventMessage(msg)),
+        };
+        let sent = tokio::select! {
+            _ = self.gone.cancelled() => false,
+            r = self.out.send(Ok(resp)) => r.is_ok(),
+        };
+        if !sent {
+            self.forget(&id);
+            return closed();
+        }
+        tokio::select! {
+            _ = self.gone.cancelled() => {
+                self.forget(&id);
+                closed()
+            }
+            r = rx => r.unwrap_or_else(|_| closed()),
+        }
+    }
+
+    async fn deliver_bulk(&self, req: &BulkAppRequest) -> Vec<(String, AppResult)> {
+        // Streaming subscriptions are never bulk; answer per entry anyway.
+        let mut out = Vec::with_capacity(req.entries.len());
+        for entry in &req.entries {
+            out.push((entry.entry_id.clone(), self.deliver(&entry.event).await));
+        }
+        out
+    }
+}
+
+/// Checks the initial request and turns it into a subscription spec.
+fn spec_for(
+    rt: &Runtime,
+    init: SubscribeTopicEventsRequestInitialAlpha1,
+) -> Result<(SubscriptionSpec, SubscriptionOptions), Status> {
+    if rt.components.is_empty() {
+        return Err(ApiError::PubsubNotConfigured.into());
+    }
+    if init.pubsub_name.is_empty() {
+        return Err(ApiError::PubsubEmpty.into());
+    }
+    let Some(component) = rt.component(&init.pubsub_name) else {
+        return Err(ApiError::PubsubNotFound(init.pubsub_name).into());
+    };
+    if init.topic.is_empty() {
+        return Err(ApiError::TopicEmpty {
+            pubsub: init.pubsub_name,
+        }
+        .into());
+    }
+    if !component.scopes.may_subscribe(&init.topic) {
+        return Err(Status::permission_denied(format!(
+            "topic {} is not allowed for app id {} to subscribe to",
+            init.topic,
+            rt.app_id()
+        )));
+    }
+    let spec = SubscriptionSpec {
+        name: format!("stream-{}", uuid::Uuid::new_v4()),
+        pubsub_name: init.pubsub_name,
+        topic: init.topic,
+        rules: vec![RouteRule {
+            match_expr: String::new(),
+            path: STREAM_PATH.into(),
+        }],
+        dead_letter_topic: init.dead_letter_topic.filter(|t| !t.is_empty()),
+        metadata: init.metadata.into_iter().collect(),
+        bulk: BulkSubscribe::default(),
+        scopes: Vec::new(),
+        kind: SubscriptionKind::Streaming,
+    };
+    let opts = SubscriptionOptions::from_spec(&spec)
+        .map_err(|e| Status::invalid_argument(format!("bad subscription metadata: {e}")))?;
+    Ok((spec, opts))
+}
+
+/// Starts the streaming subscription; the stream answers `initial_response`
+/// first, then events.
+pub(super) async fn subscribe(
+    rt: Arc<Runtime>,
+    mut inbound: Streaming<SubscribeTopicEventsRequestAlpha1>,
+) -> Result<EventStream, Status> {
+    let first = inbound.message().await?;
+    let init = match first.and_then(|m| m.subscribe_topic_events_request_type) {
+        Some(Req::InitialRequest(init)) => init,
+        _ => {
+            return Err(Status::invalid_argument(
+                "the first message of a subscription stream must be initial_request",
+            ))
+        }
+    };
+    let (spec, opts) = spec_for(&rt, init)?;
+    // One slot per in-flight event plus the initial response and a final
+    // error: the channel never holds more than the dispatcher lets out.
+    let (tx, rx) = mpsc::channel(opts.max_in_flight.saturating_add(2));
+    let initial = SubscribeTopicEventsResponseAlpha1 {
+        subscribe_topic_events_response_type: Some(Resp::InitialResponse(
+            SubscribeTopicEventsResponseInitialAlpha1 {},
+        )),
+    };
+    tx.send(Ok(initial))
+        .await
+        .map_err(|_| Status::cancelled("the client went away"))?;
+    let channel = Arc::new(StreamChannel {
+        out: tx.clone(),
+        pending: Mutex::new(HashMap::new()),
+        gone: CancellationToken::new(),
+    });
+    let manager = DeliveryManager::new(rt.clone(), channel.clone());
+    tracing::info!(pubsub = %spec.pubsub_name, topic = %spec.topic, name = %spec.name,
+        "Streaming subscription started.");
+    let name = spec.name.clone();
+    manager.start(vec![spec]).await;
+    tokio::spawn(async move {
+        let stopping = tokio::select! {
+            ended = read_answers(&mut inbound, &channel) => {
+                if let Some(status) = ended {
+                    send_final(&tx, status).await;
+                }
+                false
+            }
+            _ = tx.closed() => false,
+            _ = rt.shutdown.cancelled() => true,
+        };
+        if stopping {
+            // As for app subscriptions: stop fetching, and let events already
+            // at the client finish within the grace period while answers
+            // are still read.
+            let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
+            let drain = manager.shutdown(grace);
+            tokio::pin!(drain);
+            tokio::select! {
+                _ = &mut drain => {}
+                _ = read_answers(&mut inbound, &channel) => {
+                    tokio::join!(&mut drain, async { channel.gone.cancel() });
+                }
+            }
+            send_final(&tx, Status::unavailable("the sidecar is shutting down")).await;
+        } else {
+            // Stop first (join! polls in order), so deliveries that return
+            // because the stream is gone are abandoned, not retried.
+            tokio::join!(manager.shutdown(TEARDOWN_GRACE), async {
+                channel.gone.cancel()
+            });
+        }
+        channel.gone.cancel();
+        rt.subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s.name != name);
+        tracing::info!(name = %name, "Streaming subscription ended.");
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+/// Ends the stream with `status`, unless the client stopped reading.
+async fn send_final(
+    tx: &mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
+    status: Status,
+) {
+    let _ = tokio::time::timeout(FINAL_SEND_TIMEOUT, tx.send(Err(status))).await;
+}
+
+/// Reads `event_processed` answers until the stream ends; `Some` is the
+/// error to end the stream with.
+async fn read_answers(
+    inbound: &mut Streaming<SubscribeTopicEventsRequestAlpha1>,
+    channel: &StreamChannel,
+) -> Option<Status> {
+    loop {
+        // Streaming::message is cancel safe: the caller may drop this future
+        // and read on with a new one.
+        let next = inbound.message().await;
+        let msg = match next {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(status) => {
+                tracing::debug!(error = %status, "Subscription stream read failed.");
+                return None;
+            }
+        };
+        match msg.subscribe_topic_events_request_type {
+            Some(Req::EventProcessed(done)) => {
+                let result = done
+                    .status
+                    .map_or(AppResult::Success, |s| map_status(s.status));
+                if !channel.answer(&done.id, result) {
+                    tracing::debug!(id = %done.id, "Answer for an event not in flight; ignored.");
+                }
+            }
+            Some(Req::InitialRequest(_)) => {
+                return Some(Status::invalid_argument(
+                    "initial_request was already sent on this stream",
+                ))
+            }
+            None => tracing::debug!("Empty subscription stream message; ignored."),
+        }
+    }
+}
