@@ -23,6 +23,9 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start-up, so the size difference between variants costs
+// nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sidecar (the default).

@@ -173,7 +173,7 @@ async fn supervise(
                 tracing::warn!(role, broker = %describe(uri), "RabbitMQ connection timed out.");
             }
         }
-        if next_host % cfg.uris.len() == 0 || failed_rounds == 0 {
+        if next_host.is_multiple_of(cfg.uris.len()) || failed_rounds == 0 {
             let delay = backoff(cfg.reconnect_wait, failed_rounds);
             failed_rounds = failed_rounds.saturating_add(1);
             tokio::select! {
