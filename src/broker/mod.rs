@@ -19,6 +19,8 @@
 
 pub mod conformance;
 pub mod in_memory;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod registry;
 
 use std::collections::BTreeMap;

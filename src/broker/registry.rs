@@ -80,6 +80,8 @@ impl Registry {
             factories: BTreeMap::new(),
         };
         reg.register(Arc::new(super::in_memory::InMemoryFactory));
+        #[cfg(feature = "kafka")]
+        reg.register(Arc::new(super::kafka::KafkaFactory));
         reg
     }
 

@@ -1,0 +1,6 @@
+//! Tests against a real Kafka-protocol broker (`SIDEBUS_TEST_KAFKA_BROKERS`,
+//! started by `scripts/brokers/tansu.sh`) and librdkafka's mock cluster.
+
+mod support;
+
+crate::conformance_suite!(|| async { support::component(&[]) });
