@@ -105,7 +105,7 @@ impl PubSub for Kafka {
         }
         // The topic must exist before the group subscribes, or the consumer
         // would only notice it at its next metadata refresh.
-        self.publisher.ensure_topic(&req.topic).await?;
+        self.publisher.ensure_topic(&req.topic).await;
         let group = self.cfg.consumer_group.clone().unwrap_or(req.group);
         self.subscriber.subscribe(req.topic, group, handler).await
     }

@@ -3,9 +3,9 @@
 //! the configured content mode, request metadata as record headers (as
 //! daprd does).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -22,16 +22,20 @@ use crate::broker::{BrokerError, PublishRequest};
 /// Publish metadata naming an explicit partition (daprd's key).
 const PARTITION_NUMBER: &str = "partitionNumber";
 /// How long topic creation and metadata requests may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before creating a topic again after a failed attempt, so an
+/// unreachable broker does not add the admin timeout to every publish.
+const CREATE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The component's producer side.
 pub struct Publisher {
     cfg: Arc<KafkaConfig>,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
-    /// Topics known to exist. Grows with the number of distinct topics the
-    /// app uses, which topic scopes and the app's design bound.
-    known: Mutex<HashSet<String>>,
+    /// Topics known to exist (`None`) or whose creation failed at a time.
+    /// Grows with the number of distinct topics the app uses, which topic
+    /// scopes and the app's design bound.
+    known: Mutex<HashMap<String, Option<Instant>>>,
 }
 
 impl Publisher {
@@ -47,17 +51,29 @@ impl Publisher {
             cfg,
             producer,
             admin,
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(HashMap::new()),
         })
     }
 
     /// Creates `topic` with the component's topic defaults unless it is
-    /// known to exist. Failing to create is not fatal: the broker may
-    /// auto-create it, or the ACLs may forbid creating but allow producing.
-    pub async fn ensure_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        if self.is_known(topic) {
-            return Ok(());
+    /// known to exist. Never fails: when creation is impossible (broker
+    /// away, no permission, no admin API) the broker may still auto-create
+    /// the topic or already have it, and the produce or fetch itself reports
+    /// what is really wrong.
+    pub async fn ensure_topic(&self, topic: &str) {
+        if !self.should_create(topic) {
+            return;
         }
+        match self.create(topic).await {
+            Ok(()) => self.remember(topic, None),
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "Could not create topic; relying on the broker.");
+                self.remember(topic, Some(Instant::now()));
+            }
+        }
+    }
+
+    async fn create(&self, topic: &str) -> Result<(), KafkaError> {
         let d = &self.cfg.topic_defaults;
         let retention = d.retention.map(|r| r.as_millis().to_string());
         let mut new = NewTopic::new(
@@ -71,45 +87,37 @@ impl Publisher {
         if let Some(policy) = &d.cleanup_policy {
             new = new.set("cleanup.policy", policy);
         }
-        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-        let results = self
-            .admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|e| BrokerError::Unavailable(format!("create topic {topic}: {e}")))?;
-        for result in results {
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(ADMIN_TIMEOUT))
+            .request_timeout(Some(ADMIN_TIMEOUT));
+        for result in self.admin.create_topics([&new], &opts).await? {
             match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    tracing::debug!(topic, "Topic exists.");
-                }
-                Err((_, code)) if transient(code) => {
-                    return Err(BrokerError::Unavailable(format!(
-                        "create topic {topic}: {code}"
-                    )));
-                }
-                Err((_, code)) => {
-                    tracing::warn!(topic, error = %code, "Could not create topic; relying on the broker.");
-                }
+                Ok(_) => tracing::info!(topic, partitions = d.partitions, "Topic created."),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(KafkaError::AdminOp(code)),
             }
         }
-        self.remember(topic);
         Ok(())
     }
 
-    fn is_known(&self, topic: &str) -> bool {
-        // Poisoning needs a panic inside these one-line critical sections.
+    fn should_create(&self, topic: &str) -> bool {
+        // Poisoning needs a panic inside these short critical sections.
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.contains(topic)
+        match known.get(topic) {
+            None => true,
+            Some(None) => false,
+            Some(Some(failed)) => failed.elapsed() >= CREATE_RETRY_AFTER,
+        }
     }
 
-    fn remember(&self, topic: &str) {
+    fn remember(&self, topic: &str, failed: Option<Instant>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.insert(topic.to_string());
+        known.insert(topic.to_string(), failed);
     }
 
     /// Publishes one event and waits for its delivery report.
     pub async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
-        self.ensure_topic(&req.topic).await?;
+        self.ensure_topic(&req.topic).await;
         let wire = binding::encode(&req.data, &req.content_type, self.cfg.content_mode);
         let mut headers = OwnedHeaders::new_with_capacity(wire.headers.len() + req.metadata.len());
         let pairs = wire.headers.iter().map(|(k, v)| (k, v));

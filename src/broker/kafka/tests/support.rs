@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::broker::conformance::{event, Recorder};
 use crate::broker::kafka::Kafka;
-use crate::broker::{Metadata, PubSub};
+use crate::broker::{Handler, Metadata, PubSub, PublishRequest, SubscribeRequest, Subscription};
 
 /// Env var naming the brokers the tests use.
 pub const BROKERS_ENV: &str = "SIDEBUS_TEST_KAFKA_BROKERS";
@@ -37,4 +38,67 @@ pub fn metadata(brokers: &str, extra: &[(&str, &str)]) -> Metadata {
 pub fn component(extra: &[(&str, &str)]) -> Arc<dyn PubSub> {
     let m = metadata(&brokers(), extra);
     Arc::new(Kafka::from_metadata(&m).unwrap_or_else(|e| panic!("bad test metadata: {e}")))
+}
+
+/// Subscribes `handler` to `topic` in `group`.
+pub async fn subscribe(
+    ps: &Arc<dyn PubSub>,
+    topic: &str,
+    group: &str,
+    handler: Arc<dyn Handler>,
+) -> Subscription {
+    let req = SubscribeRequest {
+        topic: topic.to_string(),
+        group: group.to_string(),
+        metadata: Metadata::new(),
+    };
+    ps.subscribe(req, handler)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe to {topic} failed: {e}"))
+}
+
+/// A CloudEvent body carrying `key` and `seq`.
+pub fn body(run: &str, key: &str, seq: usize) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{run}-{key}-{seq}","source":"test","type":"t","datacontenttype":"application/json","data":{{"key":"{key}","seq":{seq}}}}}"#
+    )
+}
+
+/// The (key, seq) carried by a [`body`].
+pub fn key_seq(data: &[u8]) -> (String, u64) {
+    let v: serde_json::Value = serde_json::from_slice(data).expect("json body");
+    let key = v["data"]["key"].as_str().expect("key").to_string();
+    (key, v["data"]["seq"].as_u64().expect("seq"))
+}
+
+/// Publishes every request concurrently and fails on any error.
+pub async fn publish_all(ps: &Arc<dyn PubSub>, reqs: Vec<PublishRequest>) {
+    let results = ps.publish_bulk(reqs).await;
+    for r in results {
+        r.unwrap_or_else(|e| panic!("publish failed: {e}"));
+    }
+}
+
+/// Publish requests with keys `k0..k{keys}` and `per_key` events each,
+/// interleaved.
+pub fn keyed(topic: &str, run: &str, keys: usize, per_key: usize) -> Vec<PublishRequest> {
+    let mut reqs = Vec::new();
+    for seq in 0..per_key {
+        for k in 0..keys {
+            let key = format!("k{k}");
+            reqs.push(event(topic, Some(&key), &body(run, &key, seq)));
+        }
+    }
+    reqs
+}
+
+/// Total deliveries minus distinct payloads over several recorders.
+pub fn duplicates(recs: &[&Recorder]) -> usize {
+    let mut all = std::collections::HashMap::<bytes::Bytes, usize>::new();
+    for r in recs {
+        for m in r.deliveries() {
+            *all.entry(m.data).or_insert(0) += 1;
+        }
+    }
+    all.values().map(|n| n - 1).sum()
 }
