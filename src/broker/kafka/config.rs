@@ -330,7 +330,16 @@ impl KafkaConfig {
             .filter(|(k, _)| !common_metadata_key(k))
             .filter(|(k, _)| !KNOWN.iter().any(|n| n.eq_ignore_ascii_case(k)))
             .map(|(k, v)| {
-                MetadataProblem::new(k, v, "not supported by sidebus's Kafka component; ignored")
+                let shown = if looks_secret(k) {
+                    "<secret>"
+                } else {
+                    v.as_str()
+                };
+                MetadataProblem::new(
+                    k,
+                    shown,
+                    "not supported by sidebus's Kafka component; ignored",
+                )
             })
             .collect();
         let validation = Validation {
@@ -340,6 +349,15 @@ impl KafkaConfig {
         let cfg = validation.errors.is_empty().then_some(cfg);
         (cfg, validation)
     }
+}
+
+/// Unknown keys are echoed in warnings unless their name suggests a secret
+/// (daprd's OIDC / schema-registry credentials, for instance).
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "key", "token", "cert"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 fn parse_auth(r: &mut Reader<'_>) -> Auth {

@@ -38,8 +38,11 @@ async fn headers_and_receive_metadata_round_trip() {
     ps.close().await.expect("close");
 }
 
+/// A raw record: value and headers.
+type RawRecord = (Vec<u8>, Vec<(String, String)>);
+
 /// Reads the raw records of partition 0 of `topic` from the beginning.
-fn raw_records(topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+fn raw_records(topic: &str, n: usize) -> Vec<RawRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("raw"))
