@@ -102,6 +102,10 @@ pub fn consumer(cfg: &KafkaConfig, group: &str) -> ClientConfig {
             cfg.heartbeat_interval.as_millis().to_string(),
         )
         .set("queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES)
+        .set(
+            "fetch.wait.max.ms",
+            cfg.fetch_max_wait.as_millis().to_string(),
+        )
         // New topics created after subscribing are noticed within seconds.
         .set("topic.metadata.refresh.interval.ms", "5000");
     if let Some(id) = &cfg.group_instance_id {

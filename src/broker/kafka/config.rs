@@ -115,6 +115,10 @@ pub struct KafkaConfig {
     /// `stallTimeout`: a partition with lag and no progress for this long
     /// restarts the consumer (default 60s; 0 disables the watchdog).
     pub stall_timeout: Duration,
+    /// `fetchMaxWait`: longest time the broker may hold a fetch waiting for
+    /// data (default 100ms). Kafka answers as soon as data arrives; brokers
+    /// that do not (Tansu) add up to this much delivery latency.
+    pub fetch_max_wait: Duration,
     /// `drainTimeout`: how long a rebalance or stop waits for in-flight
     /// events of revoked partitions before committing (default 10s).
     pub drain_timeout: Duration,
@@ -155,6 +159,7 @@ const KNOWN: &[&str] = &[
     "publishTimeout",
     "stallTimeout",
     "drainTimeout",
+    "fetchMaxWait",
 ];
 
 /// Keys whose values are never echoed in problems.
@@ -322,6 +327,7 @@ impl KafkaConfig {
             publish_timeout: r.duration("publishTimeout", Duration::from_secs(30)),
             stall_timeout: r.duration("stallTimeout", Duration::from_secs(60)),
             drain_timeout: r.duration("drainTimeout", Duration::from_secs(10)),
+            fetch_max_wait: r.duration("fetchMaxWait", Duration::from_millis(100)),
             brokers,
         };
         check_timings(&mut r, &cfg);

@@ -221,33 +221,40 @@ fn dispatch(consumer: &Consumer_, shared: &Shared, record: OwnedMessage) {
     };
     part.offsets.fetched(record.offset());
     part.progressed = true;
-    if !part.backlog.is_empty() {
-        part.backlog.push_back(record);
-        return;
-    }
-    match part.lane.try_send(record) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(record)) => {
-            part.backlog.push_back(record);
-            part.paused = true;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&key.0, key.1);
-            if let Err(e) = consumer.pause(&tpl) {
-                tracing::warn!(topic = %key.0, partition = key.1, error = %e, "Pause failed.");
-            }
-            tracing::debug!(topic = %key.0, partition = key.1, "Partition paused: lane full.");
+    let record = if part.backlog.is_empty() {
+        match part.lane.try_send(record) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(record)) => record,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    } else {
+        record
+    };
+    part.backlog.push_back(record);
+    // A short burst is absorbed by the backlog; pausing only when it is
+    // full too avoids pause/resume churn (a resume re-fetches what the pause
+    // discarded from librdkafka's prefetch queue).
+    if !part.paused && part.backlog.len() >= shared.cfg.partition_buffer {
+        part.paused = true;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&key.0, key.1);
+        if let Err(e) = consumer.pause(&tpl) {
+            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "Pause failed.");
+        }
+        tracing::debug!(topic = %key.0, partition = key.1, "Partition paused: lane and backlog full.");
     }
 }
 
-/// Moves parked records into lanes with room; resumes drained partitions.
+/// Moves backlogged records into lanes with room; resumes drained partitions.
 /// Returns whether anything is still parked.
 fn feed_backlogs(consumer: &Consumer_, shared: &Shared) -> bool {
     let mut st = shared.lock();
     let mut parked = false;
     let mut resume = TopicPartitionList::new();
-    for (key, part) in st.parts.iter_mut().filter(|(_, p)| p.paused) {
+    for (key, part) in st.parts.iter_mut() {
+        if part.backlog.is_empty() && !part.paused {
+            continue;
+        }
         while let Some(record) = part.backlog.pop_front() {
             match part.lane.try_send(record) {
                 Ok(()) => {}
@@ -259,8 +266,9 @@ fn feed_backlogs(consumer: &Consumer_, shared: &Shared) -> bool {
             }
         }
         if part.backlog.is_empty() {
-            part.paused = false;
-            resume.add_partition(&key.0, key.1);
+            if std::mem::take(&mut part.paused) {
+                resume.add_partition(&key.0, key.1);
+            }
         } else {
             parked = true;
         }

@@ -31,8 +31,9 @@ pub struct Part {
     pub outstanding: usize,
     /// Bounded queue to the partition's worker, which submits in order.
     pub lane: mpsc::Sender<OwnedMessage>,
-    /// Records fetched while the lane was full; the partition is paused
-    /// meanwhile, so this holds at most what was prefetched before the pause.
+    /// Records fetched while the lane was full. The partition is paused once
+    /// it holds `channelBufferSize` records, so it stays below that plus what
+    /// was prefetched before the pause.
     pub backlog: VecDeque<OwnedMessage>,
     /// Whether sidebus paused fetching of this partition.
     pub paused: bool,
