@@ -1,6 +1,8 @@
 //! Helpers shared by the Kafka tests.
 
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::broker::conformance::{event, Recorder};
 use crate::broker::kafka::Kafka;
@@ -9,15 +11,28 @@ use crate::broker::{Handler, Metadata, PubSub, PublishRequest, SubscribeRequest,
 /// Env var naming the brokers the tests use.
 pub const BROKERS_ENV: &str = "SIDEBUS_TEST_KAFKA_BROKERS";
 
-/// The test brokers; fails the test loudly when they are not configured.
+/// The test brokers; fails the test loudly when they are not configured or
+/// the first one does not accept connections.
 pub fn brokers() -> String {
-    match std::env::var(BROKERS_ENV) {
+    let brokers = match std::env::var(BROKERS_ENV) {
         Ok(b) if !b.trim().is_empty() => b,
         _ => panic!(
             "{BROKERS_ENV} is not set: start a broker with `scripts/brokers/tansu.sh start` \
              and `eval \"$(scripts/brokers/tansu.sh env)\"` before running the Kafka tests"
         ),
-    }
+    };
+    let first = brokers.split(',').next().unwrap_or_default().trim();
+    let reachable = first
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
+    assert!(
+        reachable,
+        "{BROKERS_ENV}={brokers} is not reachable: is the broker running \
+         (`scripts/brokers/tansu.sh start`)?"
+    );
+    brokers
 }
 
 /// Metadata for a test component: small session timeouts (Tansu's join
