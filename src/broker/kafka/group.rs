@@ -7,6 +7,7 @@
 //! The fetch loop runs on its own thread so rebalance hooks may wait for
 //! in-flight events without blocking the async runtime.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,7 @@ fn run(shared: Arc<Shared>, group: String, instance: usize, mut cmds: mpsc::Rece
         match exit {
             Exit::Restart => {
                 restarts += 1;
+                shared.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(group, restarts, "Kafka consumer restarted by the watchdog.");
             }
             Exit::Stop(done) => {

@@ -72,6 +72,14 @@ impl Kafka {
     }
 }
 
+impl Kafka {
+    /// How often the stall watchdog restarted one of this component's
+    /// consumers (for metrics and tests).
+    pub fn consumer_restarts(&self) -> u64 {
+        self.subscriber.restarts()
+    }
+}
+
 fn describe(v: &Validation) -> String {
     let all: Vec<String> = v
         .errors

@@ -6,6 +6,7 @@
 //! (its partition was revoked or re-assigned meanwhile) changes nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,12 +69,19 @@ pub struct Shared {
     pub rt: tokio::runtime::Handle,
     /// Parent of every partition's cancel token.
     pub cancel: CancellationToken,
+    /// Watchdog restarts, counted for the whole component.
+    pub restarts: Arc<AtomicU64>,
 }
 
 impl Shared {
     /// New, empty state.
-    pub fn new(cfg: Arc<KafkaConfig>, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        cfg: Arc<KafkaConfig>,
+        rt: tokio::runtime::Handle,
+        restarts: Arc<AtomicU64>,
+    ) -> Self {
         Self {
+            restarts,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             cfg,

@@ -5,6 +5,7 @@
 //! sidecar would be.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub struct Subscriber {
     cfg: Arc<KafkaConfig>,
     members: Arc<Mutex<Vec<Member>>>,
     next_id: Mutex<u64>,
+    restarts: Arc<AtomicU64>,
 }
 
 impl Subscriber {
@@ -38,6 +40,7 @@ impl Subscriber {
             cfg,
             members: Arc::new(Mutex::new(Vec::new())),
             next_id: Mutex::new(0),
+            restarts: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -119,6 +122,7 @@ impl Subscriber {
         let shared = Arc::new(Shared::new(
             self.cfg.clone(),
             tokio::runtime::Handle::current(),
+            self.restarts.clone(),
         ));
         let cmd = group::spawn(shared, group.to_string(), instance)?;
         let id = {
@@ -133,6 +137,11 @@ impl Subscriber {
             cmd: cmd.clone(),
         });
         Ok((id, cmd))
+    }
+
+    /// How often the watchdog restarted a consumer of this component.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Stops every group consumer and waits for their final commits.

@@ -2,9 +2,10 @@
 //! down while publishing and while consuming.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use super::support::{keyed, metadata, publish_all, subscribe};
 use crate::broker::conformance::{unique, Recorder};
@@ -73,6 +74,51 @@ async fn consume_resumes_after_a_broker_outage_without_loss() {
     pending.await.expect("publishes after the outage");
     rec.wait_for("every event, before and after the outage", |r| {
         before.iter().chain(&after).all(|q| r.count(&q.data) >= 1)
+    })
+    .await;
+    sub.stop().await;
+    ps.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_restarts_a_stalled_consumer() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let (topic, group) = (unique("m-stall"), unique("g"));
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    let m = metadata(&mock.bootstrap_servers(), &[("stallTimeout", "2s")]);
+    let kafka = Arc::new(Kafka::from_metadata(&m).expect("mock component"));
+    let ps: Arc<dyn PubSub> = kafka.clone();
+    let rec = Recorder::ok();
+    let sub = subscribe(&ps, &topic, &group, rec.clone()).await;
+    let warm = keyed(&topic, &unique("warm"), 2, 5);
+    publish_all(&ps, warm).await;
+    rec.wait_for("events before the fault", |r| r.distinct() == 10)
+        .await;
+    // Caught up and idle for longer than stallTimeout: not a stall.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        kafka.consumer_restarts(),
+        0,
+        "an idle, caught-up consumer was restarted"
+    );
+    // Every fetch fails from now on while offsets stay readable: lag grows,
+    // nothing moves, as in daprd's silent stalls.
+    let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN; 100_000];
+    mock.request_errors(RDKafkaApiKey::Fetch, &errors);
+    let events = keyed(&topic, &unique("r"), 2, 5);
+    publish_all(&ps, events.clone()).await;
+    let end = Instant::now() + Duration::from_secs(45);
+    while kafka.consumer_restarts() == 0 {
+        assert!(
+            Instant::now() < end,
+            "the watchdog never restarted the stalled consumer; {} delivered",
+            rec.distinct()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mock.clear_request_errors(RDKafkaApiKey::Fetch);
+    rec.wait_for("every event after the restart", |r| {
+        events.iter().all(|q| r.count(&q.data) >= 1)
     })
     .await;
     sub.stop().await;
