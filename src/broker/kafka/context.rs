@@ -54,12 +54,17 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let keys = keys_of(tpl);
                 tracing::info!(partitions = keys.len(), "Partitions assigned.");
                 assign(&self.shared, &keys);
+                // A partition paused when its topic was removed may come back
+                // after the topic is added again; it must start fetching.
+                if tpl.count() > 0 {
+                    let _ = consumer.resume(tpl);
+                }
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),

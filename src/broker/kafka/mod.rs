@@ -22,6 +22,7 @@ mod group;
 mod lane;
 mod offsets;
 mod publisher;
+mod reader;
 mod state;
 mod subscriber;
 mod watchdog;
