@@ -29,18 +29,37 @@ pub struct GroupContext {
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "{msg}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "{msg}"),
-            _ => tracing::debug!(facility = fac, "{msg}"),
-        }
+        log_to_tracing(level, fac, msg);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, reason, "Kafka consumer error.");
+    }
+}
+
+/// Context of the producer and admin clients: librdkafka's logs and
+/// errors go to `tracing` like the rest of sidebus.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingContext;
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        log_to_tracing(level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "Kafka client error.");
+    }
+}
+
+fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "{msg}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "{msg}"),
+        _ => tracing::debug!(facility = fac, "{msg}"),
     }
 }
 

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -17,6 +16,7 @@ use rdkafka::util::Timeout;
 use super::binding;
 use super::client_config;
 use super::config::KafkaConfig;
+use super::context::TracingContext;
 use crate::broker::{BrokerError, PublishRequest};
 
 /// Publish metadata naming an explicit partition (daprd's key).
@@ -30,8 +30,8 @@ const CREATE_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The component's producer side.
 pub struct Publisher {
     cfg: Arc<KafkaConfig>,
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<TracingContext>,
+    admin: AdminClient<TracingContext>,
     /// Topics known to exist (`None`) or whose creation failed at a time.
     /// Grows with the number of distinct topics the app uses, which topic
     /// scopes and the app's design bound.
@@ -42,10 +42,10 @@ impl Publisher {
     /// Creates the producer and admin clients (no I/O until first use).
     pub fn new(cfg: Arc<KafkaConfig>) -> Result<Self, BrokerError> {
         let producer = client_config::producer(&cfg)
-            .create::<FutureProducer>()
+            .create_with_context::<_, FutureProducer<TracingContext>>(TracingContext)
             .map_err(|e| BrokerError::Rejected(format!("producer settings: {e}")))?;
         let admin = client_config::common(&cfg)
-            .create::<AdminClient<DefaultClientContext>>()
+            .create_with_context::<_, AdminClient<TracingContext>>(TracingContext)
             .map_err(|e| BrokerError::Rejected(format!("admin client settings: {e}")))?;
         Ok(Self {
             cfg,
