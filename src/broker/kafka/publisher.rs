@@ -36,6 +36,8 @@ pub struct Publisher {
     /// Grows with the number of distinct topics the app uses, which topic
     /// scopes and the app's design bound.
     known: Mutex<HashMap<String, Option<Instant>>>,
+    /// Serialises topic creation (rare: once per new topic).
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl Publisher {
@@ -52,6 +54,7 @@ impl Publisher {
             producer,
             admin,
             known: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -61,6 +64,12 @@ impl Publisher {
     /// the topic or already have it, and the produce or fetch itself reports
     /// what is really wrong.
     pub async fn ensure_topic(&self, topic: &str) {
+        if !self.should_create(topic) {
+            return;
+        }
+        // One creation at a time: a bulk publish to a new topic must not
+        // send a CreateTopics request per event.
+        let _creating = self.creating.lock().await;
         if !self.should_create(topic) {
             return;
         }

@@ -117,3 +117,25 @@ async fn structured_and_binary_events_are_both_received_structured() {
     binary.close().await.expect("close");
     structured.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_topic_is_created_with_the_configured_partitions() {
+    let ps = component(&[("partitions", "3")]);
+    let (topic, run) = (unique("k-create"), unique("r"));
+    // A bulk publish to a topic that does not exist yet.
+    publish_all(&ps, super::support::keyed(&topic, &run, 10, 10)).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("metadata client");
+    let md = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .expect("metadata");
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .expect("topic exists");
+    assert_eq!(t.partitions().len(), 3, "partitions of the created topic");
+    ps.close().await.expect("close");
+}
