@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::client_config;
 use super::context::{settle_and_release, GroupContext};
 use super::state::{PartKey, Shared};
+use super::watchdog;
 use crate::broker::{BrokerError, Handler};
 
 /// How often finished offsets are committed while running.
@@ -29,10 +30,9 @@ const COMMIT_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Poll wait while a paused partition waits for room in its lane.
 const BUSY_POLL: Duration = Duration::from_millis(5);
-/// Bound of a watermark request made by the watchdog.
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Consumer_ = BaseConsumer<GroupContext>;
+/// The group consumer type.
+pub type Consumer_ = BaseConsumer<GroupContext>;
 
 /// Requests from subscriptions to their group consumer.
 pub enum Command {
@@ -98,6 +98,10 @@ fn run(shared: Arc<Shared>, group: String, instance: usize, mut cmds: mpsc::Rece
             Err(e) => {
                 tracing::error!(group, error = %e, "Cannot create Kafka consumer; retrying.");
                 std::thread::sleep(Duration::from_secs(1));
+                if serve_without_consumer(&shared, &mut cmds) {
+                    shared.cancel.cancel();
+                    return;
+                }
                 continue;
             }
         };
@@ -124,6 +128,37 @@ fn run(shared: Arc<Shared>, group: String, instance: usize, mut cmds: mpsc::Rece
                 tracing::info!(group, "Kafka consumer stopped.");
                 return;
             }
+        }
+    }
+}
+
+/// Answers commands while no consumer exists, so subscriptions can still
+/// be stopped. Returns true when the member should end.
+fn serve_without_consumer(shared: &Shared, cmds: &mut mpsc::Receiver<Command>) -> bool {
+    loop {
+        match cmds.try_recv() {
+            Ok(Command::Add {
+                topic,
+                handler,
+                joined,
+            }) => {
+                let mut st = shared.lock();
+                st.routes.insert(topic, handler);
+                st.waiters.push(joined);
+            }
+            Ok(Command::Remove { topic, done }) => {
+                let empty = {
+                    let mut st = shared.lock();
+                    st.routes.remove(&topic);
+                    st.routes.is_empty()
+                };
+                let _ = done.send(());
+                if empty {
+                    return true;
+                }
+            }
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
         }
     }
 }
@@ -164,7 +199,7 @@ fn drive(consumer: &Consumer_, shared: &Arc<Shared>, cmds: &mut mpsc::Receiver<C
         }
         if !shared.cfg.stall_timeout.is_zero() && last_watch.elapsed() >= watch_every {
             last_watch = Instant::now();
-            if stalled(consumer, shared) {
+            if watchdog::stalled(consumer, shared) {
                 return Exit::Restart;
             }
         }
@@ -299,53 +334,5 @@ fn commit_progress(consumer: &Consumer_, shared: &Shared) {
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
             tracing::warn!(error = %e, "Offset commit failed; retried with the next one.");
         }
-    }
-}
-
-/// Feeds the stall detectors. A partition is stalled when records wait on
-/// the broker, nothing of it is queued or in flight here, and nothing was
-/// fetched or finished for `stallTimeout`.
-fn stalled(consumer: &Consumer_, shared: &Shared) -> bool {
-    let now = Instant::now();
-    let idle: Vec<(PartKey, Option<i64>)> = {
-        let mut st = shared.lock();
-        let mut idle = Vec::new();
-        for (key, part) in st.parts.iter_mut() {
-            let busy = part.paused || part.outstanding > 0 || part.offsets.unfinished() > 0;
-            let progressed = std::mem::take(&mut part.progressed) || busy;
-            if progressed {
-                part.stall.observe(now, 0, true);
-            } else {
-                idle.push((key.clone(), part.offsets.next_fetch()));
-            }
-        }
-        idle
-    };
-    for (key, next) in idle {
-        let Ok((low, high)) = consumer.fetch_watermarks(&key.0, key.1, WATERMARK_TIMEOUT) else {
-            continue;
-        };
-        let position = next.or_else(|| committed(consumer, &key)).unwrap_or(low);
-        let lag = high - position;
-        let mut st = shared.lock();
-        let Some(part) = st.parts.get_mut(&key) else {
-            continue;
-        };
-        if part.stall.observe(now, lag, false) {
-            tracing::warn!(topic = %key.0, partition = key.1, lag, position, "Consumer stalled: lag without progress.");
-            return true;
-        }
-    }
-    false
-}
-
-fn committed(consumer: &Consumer_, key: &PartKey) -> Option<i64> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&key.0, key.1);
-    let got = consumer.committed_offsets(tpl, WATERMARK_TIMEOUT).ok()?;
-    let elem = got.find_partition(&key.0, key.1)?;
-    match elem.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
     }
 }
