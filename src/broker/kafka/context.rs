@@ -7,7 +7,6 @@
 //! finish, then commits synchronously up to the lowest unfinished offset.
 //! Whatever is still unfinished is read again by the next owner.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rdkafka::client::ClientContext;
@@ -138,7 +137,7 @@ pub fn assign(shared: &Arc<Shared>, keys: &[PartKey]) {
                 offsets: Default::default(),
                 outstanding: 0,
                 lane: tx,
-                backlog: VecDeque::new(),
+                backlog: Default::default(),
                 paused: false,
                 cancel,
                 progressed: true,

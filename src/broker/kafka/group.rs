@@ -271,7 +271,7 @@ fn dispatch(consumer: &Consumer_, shared: &Shared, record: OwnedMessage) {
     // A short burst is absorbed by the backlog; pausing only when it is
     // full too avoids pause/resume churn (a resume re-fetches what the pause
     // discarded from librdkafka's prefetch queue).
-    if !part.paused && part.backlog.len() >= shared.cfg.partition_buffer {
+    if !part.paused && part.backlog.is_full(shared.cfg.partition_buffer) {
         part.paused = true;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&key.0, key.1);

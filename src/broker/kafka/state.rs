@@ -33,9 +33,9 @@ pub struct Part {
     /// Bounded queue to the partition's worker, which submits in order.
     pub lane: mpsc::Sender<OwnedMessage>,
     /// Records fetched while the lane was full. The partition is paused once
-    /// it holds `channelBufferSize` records, so it stays below that plus what
-    /// was prefetched before the pause.
-    pub backlog: VecDeque<OwnedMessage>,
+    /// it holds `channelBufferSize` records or [`BACKLOG_MAX_BYTES`], so it
+    /// stays below that plus what was prefetched before the pause.
+    pub backlog: Backlog,
     /// Whether sidebus paused fetching of this partition.
     pub paused: bool,
     /// Cancelled on revoke/stop: the worker stops submitting, retries stop.
@@ -44,6 +44,60 @@ pub struct Part {
     pub progressed: bool,
     /// Lag-without-progress detector.
     pub stall: StallDetector,
+}
+
+/// Payload bytes a partition's backlog may hold before the partition is
+/// paused, so large records cannot multiply the memory bound.
+pub const BACKLOG_MAX_BYTES: usize = 1 << 20;
+
+/// Records waiting for room in a lane, with their payload size.
+#[derive(Default)]
+pub struct Backlog {
+    records: VecDeque<OwnedMessage>,
+    bytes: usize,
+}
+
+impl Backlog {
+    fn size(record: &OwnedMessage) -> usize {
+        use rdkafka::message::Message;
+        record.payload().map_or(0, <[u8]>::len) + record.key().map_or(0, <[u8]>::len)
+    }
+
+    /// Appends a record.
+    pub fn push_back(&mut self, record: OwnedMessage) {
+        self.bytes += Self::size(&record);
+        self.records.push_back(record);
+    }
+
+    /// Puts a record back at the front.
+    pub fn push_front(&mut self, record: OwnedMessage) {
+        self.bytes += Self::size(&record);
+        self.records.push_front(record);
+    }
+
+    /// Takes the oldest record.
+    pub fn pop_front(&mut self) -> Option<OwnedMessage> {
+        let record = self.records.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(Self::size(&record));
+        Some(record)
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.bytes = 0;
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Whether the partition must be paused: `max` records or
+    /// [`BACKLOG_MAX_BYTES`] reached.
+    pub fn is_full(&self, max: usize) -> bool {
+        self.records.len() >= max || self.bytes >= BACKLOG_MAX_BYTES
+    }
 }
 
 /// Mutable state of a group consumer.
@@ -158,5 +212,45 @@ impl Shared {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::Timestamp;
+
+    use super::*;
+
+    fn record(size: usize, offset: i64) -> OwnedMessage {
+        let payload = Some(vec![0u8; size]);
+        let ts = Timestamp::NotAvailable;
+        OwnedMessage::new(
+            payload,
+            Some(b"k".to_vec()),
+            "t".into(),
+            ts,
+            0,
+            offset,
+            None,
+        )
+    }
+
+    #[test]
+    fn backlog_is_bounded_by_count_and_bytes() {
+        let mut b = Backlog::default();
+        for o in 0..3 {
+            b.push_back(record(10, o));
+        }
+        assert!(!b.is_full(4));
+        assert!(b.is_full(3), "count bound");
+        let first = b.pop_front().expect("record");
+        b.push_front(first);
+        assert_eq!(b.pop_front().map(|r| rdkafka::Message::offset(&r)), Some(0));
+        b.clear();
+        assert!(b.is_empty());
+        b.push_back(record(BACKLOG_MAX_BYTES, 9));
+        assert!(b.is_full(1000), "byte bound");
+        b.pop_front();
+        assert!(!b.is_full(1000), "bytes are released");
     }
 }
