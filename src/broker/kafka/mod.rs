@@ -1,12 +1,14 @@
 //! `pubsub.kafka` and `pubsub.redpanda`: Kafka-protocol brokers through
 //! rdkafka (bundled librdkafka).
 //!
-//! Layout: `config` (typed metadata, daprd's names) → `client_config`
-//! (librdkafka settings); `publisher` (idempotent producer, topic creation)
-//! with `binding` (CloudEvents structured/binary modes); `subscriber` (one
-//! group consumer per consumer group) → `group` (poll thread, pause/resume,
-//! commits, watchdog) → `context` (rebalance hooks) → `lane` (per-partition
-//! submit in order, settle, redelivery) over `state` and `offsets`.
+//! Layout: `config` (typed metadata, daprd's names; parsed by `reader`,
+//! Go durations in `duration`) → `client_config` (librdkafka settings);
+//! `publisher` (idempotent producer, topic creation) with `binding`
+//! (CloudEvents structured/binary modes); `subscriber` (one group consumer
+//! per consumer group) → `group` (poll thread, pause/resume,
+//! commits) → `context` (rebalance hooks, logs) → `lane` (per-partition
+//! submit in order, settle, redelivery) over `state` and `offsets`;
+//! `watchdog` (stall detection and check).
 //!
 //! Guarantees: a publish succeeds only after acks=all; offsets are committed
 //! only up to the lowest unfinished event of each partition, so an event is
