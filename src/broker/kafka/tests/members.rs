@@ -43,7 +43,7 @@ async fn a_rebalance_waits_for_in_flight_events() {
     let (ra, rb) = (Recorder::scripted(Arc::new(|_, _| None)), Recorder::ok());
     let slow = Arc::new(SlowAck {
         inner: ra.clone(),
-        delay: Duration::from_millis(100),
+        delay: Duration::from_millis(200),
     });
     let sa = subscribe(&a, &topic, &group, slow).await;
     let events = keyed(&topic, &unique("r"), 40, 5);
