@@ -21,6 +21,8 @@ pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod in_memory;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 pub mod registry;

@@ -84,6 +84,8 @@ impl Registry {
         reg.register(Arc::new(super::embedded::EmbeddedFactory));
         #[cfg(feature = "rabbitmq")]
         reg.register(Arc::new(super::rabbitmq::RabbitMqFactory));
+        #[cfg(feature = "kafka")]
+        reg.register(Arc::new(super::kafka::KafkaFactory));
         reg
     }
 

@@ -1,0 +1,109 @@
+//! Metadata parsing and validation (no broker needed).
+
+use std::time::Duration;
+
+use crate::broker::kafka::config::{Auth, ContentMode, InitialOffset, KafkaConfig};
+use crate::broker::Metadata;
+
+fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_the_safe_ones() {
+    let (cfg, v) = KafkaConfig::parse(&meta(&[("brokers", "a:9092,b:9092")]));
+    assert!(v.errors.is_empty() && v.warnings.is_empty(), "{v:?}");
+    let cfg = cfg.expect("valid");
+    assert_eq!(cfg.initial_offset, InitialOffset::Oldest);
+    assert_eq!(cfg.content_mode, ContentMode::Structured);
+    assert_eq!(cfg.auth, Auth::None);
+    assert!(!cfg.tls);
+    assert_eq!(cfg.rebalance_strategy, "cooperative-sticky");
+    assert_eq!(cfg.session_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.topic_defaults.partitions, 1);
+    assert_eq!(cfg.consumer_group, None);
+}
+
+#[test]
+fn daprd_yaml_values_are_understood() {
+    let (cfg, v) = KafkaConfig::parse(&meta(&[
+        ("brokers", "k:9093"),
+        ("consumerGroup", "orders"),
+        ("authType", "password"),
+        ("saslUsername", "u"),
+        ("saslPassword", "p"),
+        ("saslMechanism", "SHA-512"),
+        ("initialOffset", "newest"),
+        ("sessionTimeout", "30s"),
+        ("heartbeatInterval", "2s"),
+        ("consumerGroupRebalanceStrategy", "range"),
+        ("cleanupPolicy", "compact"),
+        ("retention", "168h"),
+        ("contentMode", "binary"),
+        ("consumerID", "app"),
+        ("version", "2.0.0"),
+    ]));
+    let cfg = cfg.unwrap_or_else(|| panic!("valid: {v:?}"));
+    assert!(cfg.tls, "password auth uses TLS unless disableTls");
+    assert!(matches!(
+        cfg.auth,
+        Auth::Password {
+            mechanism: "SCRAM-SHA-512",
+            ..
+        }
+    ));
+    assert_eq!(cfg.initial_offset, InitialOffset::Newest);
+    assert_eq!(cfg.consumer_group.as_deref(), Some("orders"));
+    assert_eq!(cfg.rebalance_strategy, "range");
+    assert_eq!(
+        cfg.topic_defaults.retention,
+        Some(Duration::from_secs(168 * 3600))
+    );
+    assert_eq!(cfg.content_mode, ContentMode::Binary);
+    let warned: Vec<&str> = v.warnings.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        warned,
+        vec!["version"],
+        "only unknown keys warn; consumerID is the runtime's"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_and_secrets_are_hidden() {
+    let (cfg, v) = KafkaConfig::parse(&meta(&[
+        ("authType", "mtls"),
+        ("clientKey", "-----BEGIN PRIVATE KEY-----"),
+        ("compression", "brotli"),
+        ("sessionTimeout", "ten seconds"),
+        ("partitions", "0"),
+        ("cleanupPolicy", "forever"),
+        ("heartbeatInterval", "20s"),
+        ("saslPassword", "hunter2"),
+        ("authRequired", "maybe"),
+        ("oidcClientSecret", "hunter2"),
+    ]));
+    assert!(cfg.is_none());
+    let keys: Vec<&str> = v.errors.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "brokers",
+        "clientCert",
+        "compression",
+        "sessionTimeout",
+        "partitions",
+        "cleanupPolicy",
+        "heartbeatInterval",
+        "authRequired",
+    ] {
+        assert!(keys.contains(&want), "{want} not reported in {keys:?}");
+    }
+    assert!(
+        v.errors
+            .iter()
+            .chain(&v.warnings)
+            .all(|p| !p.value.contains("hunter2") && !p.value.contains("PRIVATE")),
+        "a secret was echoed: {v:?}"
+    );
+}
