@@ -2,7 +2,7 @@
 //! rdkafka (bundled librdkafka).
 //!
 //! Layout: `config` (typed metadata, daprd's names; parsed by `reader`,
-//! Go durations in `duration`) → `client_config` (librdkafka settings);
+//! Go durations via `config::duration`) → `client_config` (librdkafka settings);
 //! `publisher` (idempotent producer, topic creation) with `binding`
 //! (CloudEvents structured/binary modes); `subscriber` (one group consumer
 //! per consumer group) → `group` (poll thread, pause/resume,
@@ -19,7 +19,6 @@ mod binding;
 mod client_config;
 pub mod config;
 mod context;
-mod duration;
 mod group;
 mod lane;
 mod offsets;

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use super::config::{Auth, KafkaConfig};
-use super::duration;
 use crate::broker::registry::MetadataProblem;
 use crate::broker::Metadata;
 
@@ -45,10 +44,17 @@ impl<'a> Reader<'a> {
     pub fn duration(&mut self, key: &str, default: Duration) -> Duration {
         match self.get(key) {
             None => default,
-            Some(v) => duration::parse(v).unwrap_or_else(|e| {
-                self.fail(key, v, format!("not a duration: {e}"));
-                default
-            }),
+            // Bare integers are milliseconds, as daprd's metadata decoder
+            // reads duration fields; anything else is a Go duration.
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .or_else(|_| crate::config::duration::parse(v).map_err(|e| e.to_string()))
+                .unwrap_or_else(|e| {
+                    self.fail(key, v, format!("not a duration: {e}"));
+                    default
+                }),
         }
     }
 
