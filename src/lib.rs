@@ -4,11 +4,13 @@
 //! - `config/`    flags (`flags.rs`), resource YAML (`resources/`), validation,
 //!   secrets and templates, the typed model (`model.rs`)
 //! - `broker/`    the component contract (`mod.rs`), registry, conformance
-//!   suite, one folder per broker (`in_memory/`, …)
+//!   suite, one folder per broker (`in_memory/`, `embedded/`, `kafka/`,
+//!   `rabbitmq/`)
 //! - `envelope/`  the CloudEvent daprd would build; decoding on delivery
 //! - `routing/`   CEL routing rules of subscriptions
-//! - `delivery/`  per-subscription dispatcher, app channels, dead letters
-//! - `api/`       the HTTP edge; daprd's error codes in one place
+//! - `delivery/`  per-subscription dispatcher, HTTP and gRPC app channels,
+//!   dead letters
+//! - `api/`       the HTTP and gRPC edges; daprd's error codes in one place
 //! - `runtime/`   the running sidecar: components, scopes, the publish path,
 //!   start-up and shutdown order
 //! - `admin.rs`   liveness and readiness on the admin port
