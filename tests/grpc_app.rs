@@ -303,7 +303,10 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
 async fn grpc_port_taken_fails_the_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
+    let data = tempfile::tempdir().unwrap();
     let (status, _, stderr) = support::process::run_to_end(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
         "--dapr-http-port",
         &support::process::free_port_now().to_string(),
         "--metrics-port",

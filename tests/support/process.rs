@@ -30,12 +30,19 @@ pub struct SidecarProcess {
     pub http_port: u16,
     pub grpc_port: u16,
     pub metrics_port: u16,
+    /// The working directory `start` made, so parallel tests never share the
+    /// default (relative) data dir and its lock.
+    _cwd: Option<tempfile::TempDir>,
 }
 
 impl SidecarProcess {
-    /// Starts `sidebus` with the given extra flags on fresh ports.
+    /// Starts `sidebus` with the given extra flags on fresh ports, in a
+    /// fresh working directory.
     pub fn start(args: &[&str]) -> Self {
-        Self::start_in(args, None)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sc = Self::start_in(args, Some(dir.path()));
+        sc._cwd = Some(dir);
+        sc
     }
 
     /// Same, with the working directory set (the default data dir is relative).
@@ -58,6 +65,7 @@ impl SidecarProcess {
             http_port,
             grpc_port,
             metrics_port,
+            _cwd: None,
         }
     }
 
