@@ -124,7 +124,10 @@ async fn build_components(
                 let pubsub = match crate::policy::outbox::wrap(outbox, pubsub).await {
                     Ok(p) => p,
                     Err(err) => {
-                        eprintln!("sidebus: component {} outbox failed to open: {err}", spec.name);
+                        eprintln!(
+                            "sidebus: component {} outbox failed to open: {err}",
+                            spec.name
+                        );
                         return Err(EXIT_FAILURE);
                     }
                 };

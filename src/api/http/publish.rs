@@ -50,16 +50,17 @@ pub(super) async fn publish(
     // Refuse a request that cannot succeed before reading its body.
     rt.check_publish(pubsub_name, topic)?;
     let data = read_body(body, rt.settings.max_body_size).await?;
-    let receipt = rt.publish(PublishCall {
-        pubsub_name,
-        topic,
-        data,
-        content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
-        metadata: query_metadata(query),
-        traceparent: header_str(&headers, "traceparent"),
-        tracestate: header_str(&headers, "tracestate"),
-    })
-    .await?;
+    let receipt = rt
+        .publish(PublishCall {
+            pubsub_name,
+            topic,
+            data,
+            content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
+            metadata: query_metadata(query),
+            traceparent: header_str(&headers, "traceparent"),
+            tracestate: header_str(&headers, "tracestate"),
+        })
+        .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if receipt.buffered {
         resp.headers_mut().insert(

@@ -98,7 +98,13 @@ impl OutboxConfig {
             None | Some("") => DEFAULT_MAX_BYTES,
             Some(v) => match v.parse::<u64>() {
                 Ok(n) if n > 0 => n,
-                _ => return Err(invalid("outboxMaxBytes", v, "expected a positive byte count")),
+                _ => {
+                    return Err(invalid(
+                        "outboxMaxBytes",
+                        v,
+                        "expected a positive byte count",
+                    ))
+                }
             },
         };
         let dir = match meta(spec, "outboxDir") {
@@ -161,13 +167,14 @@ mod tests {
             Err(OutboxConfigError::Refused { .. })
         ));
         assert!(OutboxConfig::from_spec(&spec("pubsub.kafka", &[("outbox", "yes")]), d).is_err());
-        assert!(OutboxConfig::from_spec(
-            &spec("pubsub.kafka", &[("outboxMaxBytes", "-1")]),
-            d
-        )
-        .is_err());
+        assert!(
+            OutboxConfig::from_spec(&spec("pubsub.kafka", &[("outboxMaxBytes", "-1")]), d).is_err()
+        );
         let c = OutboxConfig::from_spec(
-            &spec("pubsub.kafka", &[("outboxMaxBytes", "1024"), ("outboxDir", "/x")]),
+            &spec(
+                "pubsub.kafka",
+                &[("outboxMaxBytes", "1024"), ("outboxDir", "/x")],
+            ),
             d,
         )
         .expect("valid")

@@ -135,7 +135,8 @@ impl Forwarder {
         };
         let mut delay = BACKOFF_MIN;
         loop {
-            let attempt = tokio::time::timeout(self.attempt_timeout, self.inner.publish(req.clone()));
+            let attempt =
+                tokio::time::timeout(self.attempt_timeout, self.inner.publish(req.clone()));
             let err = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
                 res = attempt => match res {

@@ -87,8 +87,7 @@ impl Outbox {
     /// Tries the broker directly; `Err(Some(e))` is a permanent failure for
     /// the caller, `Err(None)` means "buffer it".
     async fn direct(&self, req: &PublishRequest) -> Result<(), Option<BrokerError>> {
-        match tokio::time::timeout(self.cfg.direct_timeout, self.inner.publish(req.clone())).await
-        {
+        match tokio::time::timeout(self.cfg.direct_timeout, self.inner.publish(req.clone())).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) if !err.is_retriable() => Err(Some(err)),
             Ok(Err(err)) => {

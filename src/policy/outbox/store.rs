@@ -167,12 +167,10 @@ impl Store {
                     limit: self.max_bytes,
                 });
             }
-            match self.bytes.compare_exchange(
-                used,
-                used + n,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
+            match self
+                .bytes
+                .compare_exchange(used, used + n, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => break,
                 Err(now) => used = now,
             }
