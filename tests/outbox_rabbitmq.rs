@@ -7,7 +7,6 @@
 //! Needs `SIDEBUS_TEST_RABBITMQ_URL` and `rabbitmqctl` for the same node.
 
 mod rabbitmq_support;
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;
@@ -230,7 +229,7 @@ async fn binary_answers_buffered_then_503_when_full() {
     assert_eq!(full.json()["errorCode"], "ERR_PUBSUB_OUTBOX_FULL");
     drop(guard);
     rec.wait_for("the buffered events after start_app", |r| {
-        r.distinct() >= buffered + 1
+        r.distinct() > buffered
     })
     .await;
     println!(
