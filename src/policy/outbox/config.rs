@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::broker::registry::MetadataProblem;
 use crate::config::model::ComponentSpec;
 
 /// Default bound on buffered bytes: 256 MiB.
@@ -120,6 +121,21 @@ impl OutboxConfig {
     }
 }
 
+/// The outbox's metadata problems for `spec`, in the shape config loading
+/// reports (so `sidebus validate` and start-up refuse them with file/key).
+pub fn metadata_problems(spec: &ComponentSpec) -> Vec<MetadataProblem> {
+    match OutboxConfig::from_spec(spec, Path::new("")) {
+        Ok(_) => Vec::new(),
+        Err(OutboxConfigError::Invalid {
+            key, value, reason, ..
+        }) => vec![MetadataProblem::new(&key, &value, reason)],
+        Err(err @ OutboxConfigError::Refused { .. }) => {
+            let value = meta(spec, "outbox").unwrap_or_default();
+            vec![MetadataProblem::new("outbox", value, err.to_string())]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +183,10 @@ mod tests {
             Err(OutboxConfigError::Refused { .. })
         ));
         assert!(OutboxConfig::from_spec(&spec("pubsub.kafka", &[("outbox", "yes")]), d).is_err());
+        let problems = metadata_problems(&spec("pubsub.embedded", &[("outbox", "true")]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "outbox");
+        assert!(metadata_problems(&spec("pubsub.rabbitmq", &[])).is_empty());
         assert!(
             OutboxConfig::from_spec(&spec("pubsub.kafka", &[("outboxMaxBytes", "-1")]), d).is_err()
         );
