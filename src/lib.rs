@@ -23,6 +23,8 @@ pub mod broker;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+#[cfg(feature = "embedded")]
+pub mod policy;
 pub mod routing;
 pub mod runtime;
 pub mod telemetry;

@@ -129,6 +129,19 @@ pub enum ApiError {
     /// `GET /v1.0/healthz?appid=x` names another app.
     #[error("dapr app-id does not match")]
     AppIdMismatch,
+    /// The broker is unreachable and the component's publish outbox is at
+    /// `outboxMaxBytes`: the event was not accepted.
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
+    OutboxFull {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// The outbox's explanation (used / limit).
+        error: String,
+        /// Seconds the caller should wait (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The request body could not be read or parsed.
     #[error("failed deserializing HTTP body: {0}")]
     MalformedRequest(String),
@@ -160,6 +173,7 @@ impl ApiError {
             | OutboundNotReady(_)
             | AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            OutboxFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
@@ -178,6 +192,7 @@ impl ApiError {
             Publish { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
             BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
+            OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
             Unauthorized => "ERR_UNAUTHORIZED",
             HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
@@ -201,6 +216,7 @@ impl ApiError {
             Publish { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
             BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
+            OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
             Unauthorized => "DAPR_API_TOKEN_INVALID",
             HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
@@ -225,7 +241,7 @@ impl ApiError {
             | AppIdMismatch => grpc::INVALID_ARGUMENT,
             Forbidden { .. } => grpc::PERMISSION_DENIED,
             Publish { .. } => grpc::INTERNAL,
-            BodyTooLarge { .. } => grpc::RESOURCE_EXHAUSTED,
+            BodyTooLarge { .. } | OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
             Unauthorized => grpc::UNAUTHENTICATED,
             HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
             RouteNotFound { .. } => grpc::NOT_FOUND,
@@ -241,7 +257,8 @@ impl ApiError {
             BadMetadata { pubsub, topic, .. }
             | CloudEvent { pubsub, topic, .. }
             | Forbidden { pubsub, topic, .. }
-            | Publish { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+            | Publish { pubsub, topic, .. }
+            | OutboxFull { pubsub, topic, .. } => Some((pubsub, Some(topic))),
             _ => None,
         }
     }
@@ -257,7 +274,9 @@ impl ApiError {
             ApiError::PubsubNotFound(name) => {
                 md.insert("pubsub".into(), name.clone());
             }
-            ApiError::Publish { error, .. } | ApiError::CloudEvent { error, .. } => {
+            ApiError::Publish { error, .. }
+            | ApiError::CloudEvent { error, .. }
+            | ApiError::OutboxFull { error, .. } => {
                 md.insert("error".into(), error.clone());
             }
             ApiError::BadMetadata { key, value, .. } => {
@@ -338,13 +357,44 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = self.error_code(), error = %self, "API request refused.");
         }
-        (self.http_status(), axum::Json(self.body())).into_response()
+        let retry_after = match &self {
+            ApiError::OutboxFull {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut resp = (self.http_status(), axum::Json(self.body())).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbox_full_is_503_with_retry_after() {
+        let err = ApiError::OutboxFull {
+            pubsub: "ps".into(),
+            topic: "orders".into(),
+            error: "outbox full".into(),
+            retry_after_secs: 5,
+        };
+        assert_eq!(err.grpc_code(), grpc::RESOURCE_EXHAUSTED);
+        assert_eq!(err.error_code(), "ERR_PUBSUB_OUTBOX_FULL");
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+    }
 
     #[test]
     fn publish_error_carries_error_info_and_resource_info() {

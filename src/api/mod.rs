@@ -9,3 +9,10 @@ pub mod http;
 pub mod metadata;
 
 pub use error::ApiError;
+
+/// Response header (HTTP) / metadata key (gRPC) telling the caller that a
+/// publish was made durable in the component's local outbox rather than
+/// confirmed by the broker; the forwarder delivers it later.
+pub const OUTBOX_HEADER: &str = "sidebus-outbox";
+/// The [`OUTBOX_HEADER`] value for a buffered publish.
+pub const OUTBOX_BUFFERED: &str = "buffered";

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{ComponentHandle, Runtime};
 use crate::api::error::ApiError;
-use crate::broker::{Feature, Metadata, PubSub, PublishRequest};
+use crate::broker::{BrokerError, Feature, Metadata, PubSub, PublishReceipt, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
 /// Most entries handed to a component without native bulk publish at once
@@ -141,8 +141,9 @@ impl Runtime {
         self.check_target(pubsub_name, topic).map(|_| ())
     }
 
-    /// Checks, wraps and publishes one event; returns once the broker has it.
-    pub async fn publish(&self, call: PublishCall<'_>) -> Result<(), ApiError> {
+    /// Checks, wraps and publishes one event; returns once the broker has it
+    /// or the component's outbox holds it durably (`buffered`).
+    pub async fn publish(&self, call: PublishCall<'_>) -> Result<PublishReceipt, ApiError> {
         let target = self.check_target(call.pubsub_name, call.topic)?;
         let req = self.publish_request(
             &target,
@@ -153,21 +154,37 @@ impl Runtime {
             call.tracestate,
         )?;
         let size = req.data.len();
-        target.handle.pubsub.publish(req).await.map_err(|err| {
-            tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
-            ApiError::Publish {
-                pubsub: target.pubsub.to_string(),
-                topic: target.topic.to_string(),
-                error: err.to_string(),
-            }
-        })?;
+        let receipt = target
+            .handle
+            .pubsub
+            .publish_with_receipt(req)
+            .await
+            .map_err(|err| {
+                tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
+                match err {
+                    BrokerError::OutboxFull {
+                        retry_after_secs, ..
+                    } => ApiError::OutboxFull {
+                        pubsub: target.pubsub.to_string(),
+                        topic: target.topic.to_string(),
+                        error: err.to_string(),
+                        retry_after_secs,
+                    },
+                    _ => ApiError::Publish {
+                        pubsub: target.pubsub.to_string(),
+                        topic: target.topic.to_string(),
+                        error: err.to_string(),
+                    },
+                }
+            })?;
         tracing::debug!(
             pubsub = target.pubsub,
             topic = target.topic,
             bytes = size,
+            buffered = receipt.buffered,
             "Event published."
         );
-        Ok(())
+        Ok(receipt)
     }
 
     /// Checks pubsub/topic/scopes once, then publishes every entry (component

@@ -106,8 +106,31 @@ async fn build_components(
             );
             return Err(EXIT_CONFIG);
         };
+        #[cfg(feature = "embedded")]
+        let outbox = match crate::policy::outbox::OutboxConfig::from_spec(spec, &settings.data_dir)
+        {
+            Ok(o) => o,
+            Err(err) => {
+                eprintln!("sidebus: {err}");
+                return Err(EXIT_CONFIG);
+            }
+        };
         match factory.build(spec, &ctx).await {
             Ok(pubsub) => {
+                // The outbox sits in front of the component's publish
+                // (DESIGN §3, §7); it opens its log and starts draining
+                // what a previous run left.
+                #[cfg(feature = "embedded")]
+                let pubsub = match crate::policy::outbox::wrap(outbox, pubsub).await {
+                    Ok(p) => p,
+                    Err(err) => {
+                        eprintln!(
+                            "sidebus: component {} outbox failed to open: {err}",
+                            spec.name
+                        );
+                        return Err(EXIT_FAILURE);
+                    }
+                };
                 tracing::info!(name = %spec.name, r#type = %spec.type_name, "Component ready.");
                 handles.push(ComponentHandle::new(spec.clone(), pubsub, &settings.app_id));
             }

@@ -79,8 +79,15 @@ pub(super) async fn publish_event(
         traceparent,
         tracestate,
     };
-    rt.publish(call).await?;
-    Ok(Response::new(()))
+    let receipt = rt.publish(call).await?;
+    let mut resp = Response::new(());
+    if receipt.buffered {
+        resp.metadata_mut().insert(
+            crate::api::OUTBOX_HEADER,
+            tonic::metadata::MetadataValue::from_static(crate::api::OUTBOX_BUFFERED),
+        );
+    }
+    Ok(resp)
 }
 
 /// `BulkPublishEvent` and its alpha name.

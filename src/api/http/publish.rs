@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, StatusCode};
 
 use super::{read_body, split_pubsub_topic};
 use crate::api::error::ApiError;
+use crate::api::{OUTBOX_BUFFERED, OUTBOX_HEADER};
 use crate::broker::Metadata;
 use crate::runtime::publish::PublishCall;
 use crate::runtime::Runtime;
@@ -42,23 +44,31 @@ pub(super) async fn publish(
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let rest = rest.map(|Path(r)| r).unwrap_or_default();
     let (pubsub_name, topic) = split_pubsub_topic(&rest);
     // Refuse a request that cannot succeed before reading its body.
     rt.check_publish(pubsub_name, topic)?;
     let data = read_body(body, rt.settings.max_body_size).await?;
-    rt.publish(PublishCall {
-        pubsub_name,
-        topic,
-        data,
-        content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
-        metadata: query_metadata(query),
-        traceparent: header_str(&headers, "traceparent"),
-        tracestate: header_str(&headers, "tracestate"),
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let receipt = rt
+        .publish(PublishCall {
+            pubsub_name,
+            topic,
+            data,
+            content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
+            metadata: query_metadata(query),
+            traceparent: header_str(&headers, "traceparent"),
+            tracestate: header_str(&headers, "tracestate"),
+        })
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if receipt.buffered {
+        resp.headers_mut().insert(
+            OUTBOX_HEADER,
+            axum::http::HeaderValue::from_static(OUTBOX_BUFFERED),
+        );
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

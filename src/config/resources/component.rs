@@ -84,7 +84,14 @@ pub(crate) fn parse(
         scopes: header.scopes.clone(),
         source: header.file.clone(),
     };
-    let validation = factory.validate(&spec);
+    #[allow(unused_mut)] // mutated only with the outbox (embedded feature)
+    let mut validation = factory.validate(&spec);
+    // The outbox keys are common to every component type (the runtime
+    // wraps the component), so they are checked here, not by factories.
+    #[cfg(feature = "embedded")]
+    validation
+        .errors
+        .extend(crate::policy::outbox::config::metadata_problems(&spec));
     let mask = |key: &str, value: &str| {
         if secrets.contains(key) {
             SECRET_MASK.to_string()

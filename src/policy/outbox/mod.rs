@@ -1,0 +1,198 @@
+//! The durable publish outbox (DESIGN §7): a [`PubSub`] wrapper in front of
+//! a remote broker component. While the broker answers, publishes go
+//! straight through. When it is unreachable (a retriable error, or no
+//! confirm within [`OutboxConfig::direct_timeout`]), the event is appended
+//! to a local fsynced log before the caller hears success (with
+//! `buffered: true`), and a [forwarder](forwarder::Forwarder) sends it once
+//! the broker is back. While anything is buffered, every new publish of the
+//! component is buffered too, so the broker sees events in publish order
+//! (per key, per topic, and across the component).
+
+pub mod config;
+pub mod forwarder;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use self::config::{OutboxConfig, OutboxConfigError};
+use self::forwarder::Forwarder;
+use self::store::{OutboxError, Store};
+use crate::broker::{
+    BrokerError, Feature, Handler, OutboxDepth, PubSub, PublishReceipt, PublishRequest,
+    SubscribeRequest, Subscription,
+};
+
+/// What a caller refused with a full outbox is told to wait, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// A component with a durable publish outbox in front of it.
+pub struct Outbox {
+    cfg: OutboxConfig,
+    inner: Arc<dyn PubSub>,
+    store: Arc<Store>,
+    cancel: CancellationToken,
+    forwarder: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Outbox {
+    /// Opens the outbox folder (draining what a previous run left) and
+    /// starts the forwarder. Must run inside a Tokio runtime.
+    pub async fn open(cfg: OutboxConfig, inner: Arc<dyn PubSub>) -> Result<Self, OutboxError> {
+        let (dir, max) = (cfg.dir.clone(), cfg.max_bytes);
+        let (store, from) = tokio::task::spawn_blocking(move || Store::open(&dir, max))
+            .await
+            .map_err(|e| {
+                OutboxError::Log(crate::broker::embedded::error::EmbeddedError::io(
+                    "open",
+                    &cfg.dir,
+                    std::io::Error::other(e.to_string()),
+                ))
+            })??;
+        let store = Arc::new(store);
+        let depth = store.depth();
+        tracing::info!(component = %cfg.component, dir = %cfg.dir.display(), events = depth.events, bytes = depth.bytes, max_bytes = depth.max_bytes, "Publish outbox open.");
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(
+            Forwarder {
+                component: cfg.component.clone(),
+                store: store.clone(),
+                inner: inner.clone(),
+                attempt_timeout: cfg.direct_timeout,
+                cancel: cancel.clone(),
+            }
+            .run(from),
+        );
+        Ok(Self {
+            cfg,
+            inner,
+            store,
+            cancel,
+            forwarder: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Events and bytes buffered now.
+    pub fn depth(&self) -> OutboxDepth {
+        self.store.depth()
+    }
+
+    /// Tries the broker directly; `Err(Some(e))` is a permanent failure for
+    /// the caller, `Err(None)` means "buffer it".
+    async fn direct(&self, req: &PublishRequest) -> Result<(), Option<BrokerError>> {
+        match tokio::time::timeout(self.cfg.direct_timeout, self.inner.publish(req.clone())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) if !err.is_retriable() => Err(Some(err)),
+            Ok(Err(err)) => {
+                tracing::warn!(component = %self.cfg.component, topic = %req.topic, error = %err, "Broker unavailable; buffering in the outbox.");
+                Err(None)
+            }
+            Err(_) => {
+                tracing::warn!(component = %self.cfg.component, topic = %req.topic, timeout_ms = self.cfg.direct_timeout.as_millis() as u64, "No broker confirm in time; buffering in the outbox.");
+                Err(None)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PubSub for Outbox {
+    fn features(&self) -> &[Feature] {
+        self.inner.features()
+    }
+
+    async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
+        self.publish_with_receipt(req).await.map(|_| ())
+    }
+
+    async fn publish_with_receipt(
+        &self,
+        req: PublishRequest,
+    ) -> Result<PublishReceipt, BrokerError> {
+        // A backlog means older events are still on their way: going direct
+        // now could overtake them.
+        if self.store.depth().events == 0 {
+            match self.direct(&req).await {
+                Ok(()) => return Ok(PublishReceipt { buffered: false }),
+                Err(Some(err)) => return Err(err),
+                Err(None) => {}
+            }
+        }
+        match self.store.append(&req).await {
+            Ok(offset) => {
+                tracing::debug!(component = %self.cfg.component, topic = %req.topic, offset, "Event buffered in the outbox.");
+                Ok(PublishReceipt { buffered: true })
+            }
+            Err(OutboxError::Full { used, limit }) => {
+                tracing::warn!(component = %self.cfg.component, topic = %req.topic, used, limit, "Outbox full; refusing the publish.");
+                Err(BrokerError::OutboxFull {
+                    used,
+                    limit,
+                    retry_after_secs: RETRY_AFTER_SECS,
+                })
+            }
+            Err(err) => {
+                tracing::error!(component = %self.cfg.component, error = %err, "Cannot buffer in the outbox.");
+                Err(BrokerError::Unavailable(format!(
+                    "broker unavailable and the outbox failed: {err}"
+                )))
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        req: SubscribeRequest,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, BrokerError> {
+        self.inner.subscribe(req, handler).await
+    }
+
+    fn outbox_depth(&self) -> Option<OutboxDepth> {
+        Some(self.store.depth())
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        // The forwarder publishes through the inner component: stop it
+        // first. What is left stays on disk for the next start.
+        self.cancel.cancel();
+        if let Some(task) = self.forwarder.lock().await.take() {
+            if let Err(err) = task.await {
+                tracing::warn!(component = %self.cfg.component, error = %err, "Outbox forwarder ended abnormally.");
+            }
+        }
+        let depth = self.store.depth();
+        tracing::info!(component = %self.cfg.component, events = depth.events, bytes = depth.bytes, "Publish outbox closed.");
+        let store = self.store.clone();
+        let res = self.inner.close().await;
+        if let Err(err) = tokio::task::spawn_blocking(move || store.close()).await {
+            tracing::warn!(component = %self.cfg.component, error = %err, "Closing the outbox log failed.");
+        }
+        res
+    }
+}
+
+/// Wraps `inner` in an outbox when `cfg` is `Some`.
+pub async fn wrap(
+    cfg: Option<OutboxConfig>,
+    inner: Arc<dyn PubSub>,
+) -> Result<Arc<dyn PubSub>, OutboxError> {
+    match cfg {
+        Some(cfg) => Ok(Arc::new(Outbox::open(cfg, inner).await?)),
+        None => Ok(inner),
+    }
+}
+
+/// Direct-publish bound used when none is configured (re-exported for docs).
+pub const DEFAULT_DIRECT_TIMEOUT: Duration = config::DEFAULT_DIRECT_TIMEOUT;

@@ -1,0 +1,243 @@
+//! The outbox against a fake broker that can be switched down and up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::*;
+use crate::broker::Metadata;
+
+/// Records what it accepted; refuses with `Unavailable` while down.
+#[derive(Default)]
+struct Fake {
+    down: AtomicBool,
+    got: Mutex<Vec<(Option<String>, String)>>,
+}
+
+#[async_trait]
+impl PubSub for Fake {
+    fn features(&self) -> &[Feature] {
+        &[]
+    }
+    async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BrokerError::Unavailable("down".into()));
+        }
+        let body = String::from_utf8_lossy(&req.data).into_owned();
+        self.got.lock().expect("lock").push((req.key, body));
+        Ok(())
+    }
+    async fn subscribe(
+        &self,
+        _req: SubscribeRequest,
+        _handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, BrokerError> {
+        Err(BrokerError::Rejected("no subscriptions".into()))
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+    async fn close(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+fn req(key: &str, body: String) -> PublishRequest {
+    PublishRequest {
+        topic: "orders".into(),
+        data: Bytes::from(body),
+        content_type: "text/plain".into(),
+        metadata: Metadata::new(),
+        key: Some(key.into()),
+    }
+}
+
+fn cfg(dir: &std::path::Path, max_bytes: u64) -> OutboxConfig {
+    OutboxConfig {
+        component: "ps".into(),
+        dir: dir.to_path_buf(),
+        max_bytes,
+        direct_timeout: Duration::from_millis(500),
+    }
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Per-key sequence numbers in the order the fake received them.
+fn per_key(got: &[(Option<String>, String)], key: &str) -> Vec<String> {
+    got.iter()
+        .filter(|(k, _)| k.as_deref() == Some(key))
+        .map(|(_, b)| b.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn buffers_while_down_and_drains_in_order_before_newer_publishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = Arc::new(Fake::default());
+    let ob = Outbox::open(cfg(dir.path(), 1 << 20), fake.clone())
+        .await
+        .expect("open");
+    let r = ob
+        .publish_with_receipt(req("a", "a0".into()))
+        .await
+        .expect("up");
+    assert!(!r.buffered);
+    fake.down.store(true, Ordering::SeqCst);
+    for i in 1..50 {
+        for key in ["a", "b"] {
+            let r = ob
+                .publish_with_receipt(req(key, format!("{key}{i}")))
+                .await
+                .expect("buffered");
+            assert!(r.buffered, "published while down must be buffered");
+        }
+    }
+    assert_eq!(ob.depth().events, 98);
+    fake.down.store(false, Ordering::SeqCst);
+    // Published while the backlog drains: must come after the backlog.
+    for i in 50..60 {
+        ob.publish(req("a", format!("a{i}")))
+            .await
+            .expect("publish");
+    }
+    wait_for("the backlog to drain", || ob.depth().events == 0).await;
+    let got = fake.got.lock().expect("lock").clone();
+    let want_a: Vec<String> = (0..60).map(|i| format!("a{i}")).collect();
+    let want_b: Vec<String> = (1..50).map(|i| format!("b{i}")).collect();
+    assert_eq!(per_key(&got, "a"), want_a);
+    assert_eq!(per_key(&got, "b"), want_b);
+    assert_eq!(ob.depth().bytes, 0);
+    // Drained: publishes go direct again.
+    let r = ob
+        .publish_with_receipt(req("a", "a60".into()))
+        .await
+        .expect("up");
+    assert!(!r.buffered);
+    ob.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn full_outbox_refuses_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = Arc::new(Fake::default());
+    fake.down.store(true, Ordering::SeqCst);
+    let ob = Outbox::open(cfg(dir.path(), 600), fake.clone())
+        .await
+        .expect("open");
+    let mut accepted = 0;
+    let err = loop {
+        match ob.publish_with_receipt(req("k", "x".repeat(100))).await {
+            Ok(r) => {
+                assert!(r.buffered);
+                accepted += 1;
+                assert!(accepted < 100, "never refused");
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(accepted >= 1, "a small event must fit");
+    match err {
+        BrokerError::OutboxFull {
+            limit,
+            retry_after_secs,
+            ..
+        } => {
+            assert_eq!(limit, 600);
+            assert_eq!(retry_after_secs, RETRY_AFTER_SECS);
+        }
+        other => panic!("expected OutboxFull, got {other}"),
+    }
+    assert!(ob.depth().bytes <= 600);
+    fake.down.store(false, Ordering::SeqCst);
+    wait_for("the backlog to drain", || ob.depth().events == 0).await;
+    assert_eq!(fake.got.lock().expect("lock").len(), accepted);
+    ob.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn restart_drains_what_was_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = Arc::new(Fake::default());
+    fake.down.store(true, Ordering::SeqCst);
+    let ob = Outbox::open(cfg(dir.path(), 1 << 20), fake.clone())
+        .await
+        .expect("open");
+    for i in 0..20 {
+        ob.publish(req("k", format!("k{i}")))
+            .await
+            .expect("buffered");
+    }
+    ob.close().await.expect("close");
+    drop(ob);
+
+    let fake2 = Arc::new(Fake::default());
+    let ob = Outbox::open(cfg(dir.path(), 1 << 20), fake2.clone())
+        .await
+        .expect("reopen");
+    wait_for("the left-over backlog to drain", || {
+        fake2.got.lock().expect("lock").len() == 20
+    })
+    .await;
+    wait_for("the depth to reach zero", || ob.depth().events == 0).await;
+    let want: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    assert_eq!(per_key(&fake2.got.lock().expect("lock"), "k"), want);
+    ob.close().await.expect("close");
+    drop(ob);
+
+    // The cursor was stored: a third start has nothing to send.
+    let fake3 = Arc::new(Fake::default());
+    let ob = Outbox::open(cfg(dir.path(), 1 << 20), fake3.clone())
+        .await
+        .expect("reopen");
+    assert_eq!(ob.depth().events, 0);
+    ob.close().await.expect("close");
+    assert!(fake3.got.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn permanent_errors_reach_the_caller_unbuffered() {
+    struct Refuses;
+    #[async_trait]
+    impl PubSub for Refuses {
+        fn features(&self) -> &[Feature] {
+            &[]
+        }
+        async fn publish(&self, _req: PublishRequest) -> Result<(), BrokerError> {
+            Err(BrokerError::Rejected("too large".into()))
+        }
+        async fn subscribe(
+            &self,
+            _req: SubscribeRequest,
+            _handler: Arc<dyn Handler>,
+        ) -> Result<Subscription, BrokerError> {
+            Err(BrokerError::Rejected("no".into()))
+        }
+        async fn ping(&self) -> Result<(), BrokerError> {
+            Ok(())
+        }
+        async fn close(&self) -> Result<(), BrokerError> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ob = Outbox::open(cfg(dir.path(), 1 << 20), Arc::new(Refuses))
+        .await
+        .expect("open");
+    let err = ob.publish_with_receipt(req("k", "x".into())).await;
+    assert!(matches!(err, Err(BrokerError::Rejected(_))));
+    assert_eq!(ob.depth().events, 0);
+    ob.close().await.expect("close");
+}
