@@ -159,9 +159,12 @@ where
         let (send, ok, bad) = (send.clone(), ok.clone(), bad.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
-                match send(w).await {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => bad.fetch_add(1, Ordering::Relaxed),
+                // Bounded: a sidecar applying backpressure (stalled app,
+                // full in-memory queue) must not hang the run past `end`.
+                let left = end.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+                match tokio::time::timeout(left, send(w)).await {
+                    Ok(Ok(())) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => bad.fetch_add(1, Ordering::Relaxed),
                 };
             }
         }));
