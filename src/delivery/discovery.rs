@@ -68,6 +68,23 @@ struct BulkJson {
     max_await_duration_ms: i64,
 }
 
+/// Bulk settings an app asked for; zero, negative or out-of-range values
+/// take daprd's defaults. Shared by HTTP and gRPC discovery.
+pub(crate) fn bulk_settings(enabled: bool, max_messages: i64, max_await_ms: i64) -> BulkSubscribe {
+    let defaults = BulkSubscribe::default();
+    BulkSubscribe {
+        enabled,
+        max_messages_count: u32::try_from(max_messages)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(defaults.max_messages_count),
+        max_await_duration_ms: u64::try_from(max_await_ms)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(defaults.max_await_duration_ms),
+    }
+}
+
 fn to_spec(s: SubscriptionJson) -> Option<SubscriptionSpec> {
     let mut rules: Vec<RouteRule> = Vec::new();
     let mut default = s.route;
@@ -91,17 +108,8 @@ fn to_spec(s: SubscriptionJson) -> Option<SubscriptionSpec> {
             "Ignoring app subscription without pubsub name, topic or route.");
         return None;
     }
-    let defaults = BulkSubscribe::default();
-    let bulk = s.bulk_subscribe.map_or(defaults, |b| BulkSubscribe {
-        enabled: b.enabled,
-        max_messages_count: u32::try_from(b.max_messages_count)
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or(defaults.max_messages_count),
-        max_await_duration_ms: u64::try_from(b.max_await_duration_ms)
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or(defaults.max_await_duration_ms),
+    let bulk = s.bulk_subscribe.map_or_else(BulkSubscribe::default, |b| {
+        bulk_settings(b.enabled, b.max_messages_count, b.max_await_duration_ms)
     });
     Some(SubscriptionSpec {
         name: format!("{}-{}", s.pubsubname, s.topic),

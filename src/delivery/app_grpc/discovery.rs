@@ -45,17 +45,12 @@ pub fn to_spec(s: TopicSubscription) -> Option<SubscriptionSpec> {
             path: default,
         });
     }
-    let defaults = BulkSubscribe::default();
-    let bulk = s.bulk_subscribe.map_or(defaults, |b| BulkSubscribe {
-        enabled: b.enabled,
-        max_messages_count: u32::try_from(b.max_messages_count)
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or(defaults.max_messages_count),
-        max_await_duration_ms: u64::try_from(b.max_await_duration_ms)
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or(defaults.max_await_duration_ms),
+    let bulk = s.bulk_subscribe.map_or_else(BulkSubscribe::default, |b| {
+        crate::delivery::discovery::bulk_settings(
+            b.enabled,
+            i64::from(b.max_messages_count),
+            i64::from(b.max_await_duration_ms),
+        )
     });
     Some(SubscriptionSpec {
         name: format!("{}-{}", s.pubsub_name, s.topic),
