@@ -130,6 +130,24 @@ pub fn parse_subscriptions(body: &[u8]) -> Result<Vec<SubscriptionSpec>, serde_j
     Ok(raw.into_iter().filter_map(to_spec).collect())
 }
 
+/// Waits until the app port accepts TCP connections. False when there is no
+/// app port or `cancel` fired first. Shared by HTTP and gRPC discovery.
+pub(crate) async fn wait_for_app_port(settings: &Settings, cancel: &CancellationToken) -> bool {
+    let Some(port) = settings.app_port else {
+        return false;
+    };
+    let addr = (settings.app_channel_address.as_str(), port);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(PORT_PROBE_INTERVAL) => {}
+        }
+    }
+}
+
 /// Waits (until `cancel`) for the app port to accept TCP, then
 /// `GET /dapr/subscribe` (header `dapr-app-id`) with daprd's retries;
 /// 404 → none. Without an app port there is nothing to discover.
@@ -137,18 +155,8 @@ pub async fn discover_http(
     settings: &Settings,
     cancel: &CancellationToken,
 ) -> Vec<SubscriptionSpec> {
-    let Some(port) = settings.app_port else {
+    if !wait_for_app_port(settings, cancel).await {
         return Vec::new();
-    };
-    let addr = (settings.app_channel_address.as_str(), port);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Vec::new(),
-            _ = tokio::time::sleep(PORT_PROBE_INTERVAL) => {}
-        }
     }
     let client = client();
     let url = format!("{}/dapr/subscribe", base_url(settings));

@@ -17,8 +17,6 @@ use crate::delivery::retry::Backoff;
 
 /// daprd's `DaprBuiltInInitializationRetries`: 500 ms exponential, 3 retries.
 const DISCOVERY_RETRIES: u32 = 3;
-/// How often to probe the app port while waiting for it.
-const PORT_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest one discovery call may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,18 +69,8 @@ pub async fn discover_grpc(
     settings: &Settings,
     cancel: &CancellationToken,
 ) -> Vec<SubscriptionSpec> {
-    let Some(port) = settings.app_port else {
+    if !crate::delivery::discovery::wait_for_app_port(settings, cancel).await {
         return Vec::new();
-    };
-    let addr = (settings.app_channel_address.as_str(), port);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Vec::new(),
-            _ = tokio::time::sleep(PORT_PROBE_INTERVAL) => {}
-        }
     }
     let endpoint = match endpoint(settings) {
         Ok(e) => e,
