@@ -1,6 +1,7 @@
 //! The baseline "direct client": the same broker client library the sidecar
-//! uses, called in the bench process with the same acknowledgements (embedded:
-//! group-committed fsync; RabbitMQ: lapin with publisher confirms), and no
+//! uses, called in the bench process with the same metadata and so the same
+//! acknowledgements (embedded: group-committed fsync; RabbitMQ: lapin with
+//! publisher confirms; Kafka: rdkafka, acks=all and idempotence), and no
 //! HTTP edge, envelope or runtime in between.
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use sidebus::broker::embedded::config::EmbeddedConfig;
 use sidebus::broker::embedded::Embedded;
 use sidebus::broker::in_memory::InMemory;
+use sidebus::broker::kafka::Kafka;
 use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
 use sidebus::broker::{Metadata, PubSub, PublishRequest};
 
@@ -25,41 +27,115 @@ pub enum Broker {
     Embedded,
     /// `pubsub.rabbitmq` on the broker from `scripts/brokers/rabbitmq.sh`.
     RabbitMq,
+    /// `pubsub.kafka` on the Tansu broker from `scripts/brokers/tansu.sh`.
+    Kafka,
+}
+
+/// Where the external brokers listen.
+pub struct Endpoints {
+    /// AMQP URL of the RabbitMQ broker.
+    pub rabbit_url: String,
+    /// Bootstrap servers of the Kafka-protocol broker.
+    pub kafka_brokers: String,
+}
+
+impl Endpoints {
+    /// From `SIDEBUS_TEST_RABBITMQ_URL` / `SIDEBUS_TEST_KAFKA_BROKERS`, else
+    /// the addresses the broker scripts use.
+    pub fn from_env() -> Self {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self {
+            rabbit_url: var(
+                "SIDEBUS_TEST_RABBITMQ_URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+            ),
+            kafka_brokers: var("SIDEBUS_TEST_KAFKA_BROKERS", "127.0.0.1:19092"),
+        }
+    }
 }
 
 impl Broker {
-    /// Short name used in tables and file names.
+    /// Every broker, in the default order of a run.
+    pub const ALL: [Broker; 4] = [
+        Broker::InMemory,
+        Broker::Embedded,
+        Broker::RabbitMq,
+        Broker::Kafka,
+    ];
+
+    /// Short name used in tables, file names and `--brokers`.
     pub fn name(self) -> &'static str {
         match self {
             Broker::InMemory => "in-memory",
             Broker::Embedded => "embedded",
             Broker::RabbitMq => "rabbitmq",
+            Broker::Kafka => "kafka",
         }
     }
 
-    /// The Component YAML the sidecar loads for this broker.
-    pub fn component_yaml(self, rabbit_url: &str) -> String {
-        let (ty, md) = match self {
-            Broker::InMemory => ("pubsub.in-memory", String::new()),
-            Broker::Embedded => ("pubsub.embedded", String::new()),
-            Broker::RabbitMq => (
-                "pubsub.rabbitmq",
-                format!(
-                    "    - name: connectionString\n      value: \"{rabbit_url}\"\n    - name: publisherConfirm\n      value: true\n"
-                ),
-            ),
+    /// The broker called `name`.
+    pub fn parse(name: &str) -> Option<Broker> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The script under `scripts/brokers/` that provisions the broker, if
+    /// it runs outside the sidecar.
+    pub fn script(self) -> Option<&'static str> {
+        match self {
+            Broker::InMemory | Broker::Embedded => None,
+            Broker::RabbitMq => Some("rabbitmq.sh"),
+            Broker::Kafka => Some("tansu.sh"),
+        }
+    }
+
+    fn component_type(self) -> &'static str {
+        match self {
+            Broker::InMemory => "pubsub.in-memory",
+            Broker::Embedded => "pubsub.embedded",
+            Broker::RabbitMq => "pubsub.rabbitmq",
+            Broker::Kafka => "pubsub.kafka",
+        }
+    }
+
+    /// Component metadata, shared by the sidecar and the direct client.
+    fn metadata(self, ep: &Endpoints) -> Metadata {
+        let pairs: Vec<(&str, &str)> = match self {
+            Broker::InMemory | Broker::Embedded => Vec::new(),
+            Broker::RabbitMq => vec![
+                ("connectionString", &ep.rabbit_url),
+                ("publisherConfirm", "true"),
+            ],
+            // Tansu's group join takes about half the session timeout.
+            Broker::Kafka => vec![
+                ("brokers", &ep.kafka_brokers),
+                ("consumerGroup", "bench"),
+                ("sessionTimeout", "6s"),
+                ("heartbeatInterval", "1s"),
+            ],
         };
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The Component YAML the sidecar loads for this broker.
+    pub fn component_yaml(self, ep: &Endpoints) -> String {
+        let md: String = self
+            .metadata(ep)
+            .iter()
+            .map(|(k, v)| format!("    - name: {k}\n      value: \"{v}\"\n"))
+            .collect();
         format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: {ty}\n  version: v1\n  metadata:\n{md}"
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: {}\n  version: v1\n  metadata:\n{md}",
+            self.component_type()
         )
     }
 
     /// Opens the broker's client in process.
-    pub async fn open_direct(
-        self,
-        dir: &Path,
-        rabbit_url: &str,
-    ) -> Result<Arc<dyn PubSub>, String> {
+    pub async fn open_direct(self, dir: &Path, ep: &Endpoints) -> Result<Arc<dyn PubSub>, String> {
+        let md = self.metadata(ep);
         Ok(match self {
             Broker::InMemory => Arc::new(InMemory::new()),
             Broker::Embedded => Arc::new(
@@ -68,11 +144,6 @@ impl Broker {
                     .map_err(|e| e.to_string())?,
             ),
             Broker::RabbitMq => {
-                let md: Metadata = [
-                    ("connectionString".to_string(), rabbit_url.to_string()),
-                    ("publisherConfirm".to_string(), "true".to_string()),
-                ]
-                .into();
                 let cfg = RabbitConfig::parse(&md).map_err(|p| format!("{p:?}"))?;
                 Arc::new(
                     RabbitMq::connect(cfg, Duration::from_secs(15))
@@ -80,6 +151,7 @@ impl Broker {
                         .map_err(|e| e.to_string())?,
                 )
             }
+            Broker::Kafka => Arc::new(Kafka::from_metadata(&md).map_err(|e| e.to_string())?),
         })
     }
 }

@@ -22,6 +22,9 @@ pub enum LoadError {
     /// The target answered a status other than 2xx.
     #[error("unexpected status {0}")]
     Status(u16),
+    /// A gRPC call failed (transport or a non-OK status).
+    #[error("grpc: {0}")]
+    Grpc(String),
 }
 
 /// One keep-alive HTTP/1.1 connection.

@@ -1,11 +1,12 @@
 //! `bench`: measures sidebus against same-run baselines (direct broker
 //! clients, a bare HTTP server) and writes `bench-results/<ts>/`.
 //!
-//! `cargo run --release --features bench --bin bench -- [--quick] [--brokers in-memory,embedded,rabbitmq]`
+//! `cargo run --release --features bench --bin bench -- [--quick] [--brokers in-memory,embedded,rabbitmq,kafka] [--runs N] [--sidebus PATH]`
 
 #![forbid(unsafe_code)]
 
 mod direct;
+mod grpc;
 mod load;
 mod report;
 mod scenarios;
@@ -18,7 +19,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use direct::Broker;
+use direct::{Broker, Endpoints};
 
 static START: OnceLock<Instant> = OnceLock::new();
 
@@ -39,8 +40,8 @@ pub struct Plan {
     pub brokers: Vec<Broker>,
     /// Scratch folder (data dirs, resources).
     pub scratch: PathBuf,
-    /// AMQP URL of the RabbitMQ broker.
-    pub rabbit_url: String,
+    /// Where the external brokers listen.
+    pub endpoints: Endpoints,
 }
 
 impl Plan {
@@ -63,17 +64,11 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let brokers = value("--brokers").unwrap_or_else(|| "in-memory,embedded,rabbitmq".into());
+    let all: Vec<&str> = Broker::ALL.iter().map(|b| b.name()).collect();
+    let brokers = value("--brokers").unwrap_or_else(|| all.join(","));
     let brokers = brokers
         .split(',')
-        .map(|b| match b {
-            "in-memory" => Ok(Broker::InMemory),
-            "embedded" => Ok(Broker::Embedded),
-            "rabbitmq" => Ok(Broker::RabbitMq),
-            other => Err(format!(
-                "unknown broker {other} (in-memory, embedded, rabbitmq)"
-            )),
-        })
+        .map(|b| Broker::parse(b).ok_or_else(|| format!("unknown broker {b} ({})", all.join(", "))))
         .collect::<Result<Vec<_>, _>>()?;
     let runs = value("--runs")
         .and_then(|v| v.parse().ok())
@@ -85,8 +80,7 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
         tput_secs: if quick { 2 } else { 4 },
         brokers,
         scratch,
-        rabbit_url: std::env::var("SIDEBUS_TEST_RABBITMQ_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        endpoints: Endpoints::from_env(),
     };
     Ok((plan, value("--sidebus").map(PathBuf::from)))
 }
@@ -109,16 +103,29 @@ fn sidebus_binary(given: Option<PathBuf>) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn rabbit(cmd: &str) -> Result<(), String> {
-    let ok = Command::new("scripts/brokers/rabbitmq.sh")
+/// Runs `scripts/brokers/<name> <cmd>` (`start` reuses a running broker;
+/// `stop` stops only one the script started).
+fn broker_script(name: &str, cmd: &str) -> Result<(), String> {
+    let ok = Command::new(Path::new("scripts/brokers").join(name))
         .arg(cmd)
         .status()
-        .map_err(|e| format!("rabbitmq.sh {cmd}: {e}"))?;
+        .map_err(|e| format!("{name} {cmd}: {e}"))?;
     if ok.success() {
         Ok(())
     } else {
-        Err(format!("rabbitmq.sh {cmd} failed"))
+        Err(format!("{name} {cmd} failed"))
     }
+}
+
+/// The provisioning scripts of the external brokers in `plan`.
+fn scripts(plan: &Plan) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for s in plan.brokers.iter().filter_map(|b| b.script()) {
+        if !v.contains(&s) {
+            v.push(s);
+        }
+    }
+    v
 }
 
 #[tokio::main]
@@ -139,10 +146,30 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<PathBuf, String> {
     let (plan, given) = parse_args()?;
     let bin = sidebus_binary(given)?;
-    let uses_rabbit = plan.brokers.contains(&Broker::RabbitMq);
-    if uses_rabbit {
-        rabbit("start")?;
+    let scripts = scripts(&plan);
+    let out = match scripts.iter().try_for_each(|s| broker_script(s, "start")) {
+        Ok(()) => measure(&plan, &bin).await,
+        Err(e) => Err(e),
+    };
+    // Stopped whatever happened above (each script stops only its own broker).
+    for s in &scripts {
+        if let Err(e) = broker_script(s, "stop") {
+            eprintln!("[bench] {e}");
+        }
     }
+    let (results, bare_tput) = out?;
+    let _ = std::fs::remove_dir_all(&plan.scratch);
+    let size_mb = std::fs::metadata(&bin)
+        .map(|m| m.len() as f64 / 1_048_576.0)
+        .unwrap_or(0.0);
+    report::write(&plan, &results, &bare_tput, size_mb)
+}
+
+/// The bare-server baseline, then every broker's scenarios.
+async fn measure(
+    plan: &Plan,
+    bin: &Path,
+) -> Result<(Vec<scenarios::BrokerResults>, Vec<f64>), String> {
     let app = Arc::new(servers::AppState::default());
     let app_port = servers::receiving_app(app.clone())
         .await
@@ -171,14 +198,7 @@ async fn run() -> Result<PathBuf, String> {
     }
     let mut results = Vec::new();
     for &b in &plan.brokers {
-        results.push(scenarios::run(&plan, b, &bin, app.clone(), app_port).await?);
+        results.push(scenarios::run(plan, b, bin, app.clone(), app_port).await?);
     }
-    if uses_rabbit {
-        rabbit("stop")?;
-    }
-    let _ = std::fs::remove_dir_all(&plan.scratch);
-    let size_mb = std::fs::metadata(&bin)
-        .map(|m| m.len() as f64 / 1_048_576.0)
-        .unwrap_or(0.0);
-    report::write(&plan, &results, &bare_tput, size_mb)
+    Ok((results, bare_tput))
 }

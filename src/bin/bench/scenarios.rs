@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
+use sidebus::broker::PubSub;
+
 use crate::direct::{self, Broker};
-use crate::load::{self, event};
+use crate::load::{self, event, OpenLoop};
 use crate::servers::AppState;
 use crate::sidecar::Sidecar;
 use crate::stats::{summarize, Summary};
@@ -21,6 +23,16 @@ pub const EVENT_BYTES: usize = 1024;
 pub const CONNS: usize = 16;
 /// Entries per bulk publish request.
 pub const BULK: usize = 100;
+/// Sequential publishes per topic and path before anything is measured, so a
+/// topic's creation (Kafka) and cold caches stay out of the figures.
+const WARM_UP: usize = 20;
+/// Topics the sidecar is published to (`deliver` and `stall` are subscribed).
+const TOPICS: [&str; 5] = ["lat", "tput", "bulk", "deliver", "stall"];
+/// Topics the direct client is published to.
+const DIRECT_TOPICS: [&str; 2] = ["lat", "tput"];
+/// How long the delivery scenario waits for its subscription to go live
+/// (a Kafka group join on Tansu takes about half the session timeout).
+const SUBSCRIBE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Everything measured for one broker.
 #[derive(Debug, Default, Serialize)]
@@ -41,6 +53,8 @@ pub struct BrokerResults {
     pub backlog_events: u64,
     /// HTTP publish at 1,000 ev/s, per run.
     pub http_lat: Vec<Summary>,
+    /// gRPC `PublishEvent` at 1,000 ev/s, per run.
+    pub grpc_lat: Vec<Summary>,
     /// Direct client at 1,000 ev/s, per run.
     pub direct_lat: Vec<Summary>,
     /// Closed-loop single-event HTTP publish (ev/s), per run.
@@ -83,19 +97,10 @@ pub async fn run(
     std::fs::create_dir_all(&res_dir).map_err(|e| e.to_string())?;
     std::fs::write(
         res_dir.join("pubsub.yaml"),
-        broker.component_yaml(&plan.rabbit_url),
+        broker.component_yaml(&plan.endpoints),
     )
     .map_err(|e| e.to_string())?;
-
-    // Start-up time: a few fresh starts (no app), then the long-lived one.
-    for i in 0..plan.runs {
-        let sc = Sidecar::start(bin, &res_dir, &root.join(format!("start{i}")), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        r.ready_ms.push(sc.ready_ms);
-        r.logged_ready_ms.extend(sc.logged_ready_ms);
-        sc.stop();
-    }
+    startup(plan, bin, &res_dir, &root, &mut r).await?;
     let sc = Sidecar::start(bin, &res_dir, &root.join("data"), Some(app_port))
         .await
         .map_err(|e| e.to_string())?;
@@ -108,39 +113,119 @@ pub async fn run(
             sc.ready_ms, r.rss_idle_mb
         ),
     );
-
     let direct = broker
-        .open_direct(&root.join("direct"), &plan.rabbit_url)
+        .open_direct(&root.join("direct"), &plan.endpoints)
         .await?;
+    progress(broker, "warm-up publishes per topic");
+    warm_up(&sc, &direct).await?;
+    publish_latency(plan, broker, &sc, &direct, &mut r).await?;
+    throughput(plan, broker, &sc, &direct, &mut r).await?;
+    let _ = direct.close().await;
+    progress(broker, "waiting for the `deliver` subscription");
+    wait_subscribed(&app, sc.http).await?;
+    delivery(plan, broker, &sc, &app, &mut r).await?;
+    backlog(plan, broker, &sc, &app, &mut r).await?;
+    sc.stop();
+    Ok(r)
+}
+
+/// Start-up time: a few fresh starts without an app.
+async fn startup(
+    plan: &Plan,
+    bin: &Path,
+    res_dir: &Path,
+    root: &Path,
+    r: &mut BrokerResults,
+) -> Result<(), String> {
+    for i in 0..plan.runs {
+        let sc = Sidecar::start(bin, res_dir, &root.join(format!("start{i}")), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        r.ready_ms.push(sc.ready_ms);
+        r.logged_ready_ms.extend(sc.logged_ready_ms);
+        sc.stop();
+    }
+    Ok(())
+}
+
+/// Publishes [`WARM_UP`] events to every topic over HTTP, to `lat` over
+/// gRPC and to the direct client's topics; fails on the first error.
+async fn warm_up(sc: &Sidecar, direct: &Arc<dyn PubSub>) -> Result<(), String> {
+    let fail = |how: &str, topic: &str, e: load::LoadError| format!("warm-up {how} {topic}: {e}");
+    let mut conn = load::Conn::open(sc.http)
+        .await
+        .map_err(|e| fail("HTTP", "connect", e))?;
+    let grpc = crate::grpc::clients(sc.grpc, 1)
+        .await
+        .map_err(|e| fail("gRPC", "connect", e))?;
+    for _ in 0..WARM_UP {
+        for topic in TOPICS {
+            conn.post(
+                &format!("/v1.0/publish/pubsub/{topic}"),
+                "application/json",
+                event(load::unix_nanos(), EVENT_BYTES),
+            )
+            .await
+            .map_err(|e| fail("HTTP", topic, e))?;
+        }
+        for c in grpc.iter() {
+            crate::grpc::publish(c, "lat", event(load::unix_nanos(), EVENT_BYTES))
+                .await
+                .map_err(|e| fail("gRPC", "lat", e))?;
+        }
+        for topic in DIRECT_TOPICS {
+            direct::publish(direct, topic, event(load::unix_nanos(), EVENT_BYTES))
+                .await
+                .map_err(|e| fail("direct", topic, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fixed-rate publish latency over HTTP, gRPC and the direct client.
+async fn publish_latency(
+    plan: &Plan,
+    broker: Broker,
+    sc: &Sidecar,
+    direct: &Arc<dyn PubSub>,
+    r: &mut BrokerResults,
+) -> Result<(), String> {
     for run in 0..plan.runs {
         progress(
             broker,
             &format!("publish latency @1000 ev/s, run {}/{}", run + 1, plan.runs),
         );
-        let mut s = http_open_loop(
+        let mut h = http_open_loop(
             sc.http,
             "/v1.0/publish/pubsub/lat",
             1000,
-            plan.lat_secs,
+            plan.lat_dur(),
             &mut r.errors,
         )
         .await?;
         r.rss_load_mb = r.rss_load_mb.max(sc.rss_mb());
-        r.http_lat.push(summarize(&mut s));
-        let d = direct.clone();
-        let out = load::open_loop(1000, CONNS, plan.lat_dur(), move |_, _, t| {
-            let d = d.clone();
-            async move { direct::publish(&d, "lat", event(t, EVENT_BYTES)).await }
-        })
-        .await;
-        r.errors += out.errors;
-        let mut dl = out.lat_us;
-        r.direct_lat.push(summarize(&mut dl));
+        r.http_lat.push(summarize(&mut h));
+        let mut g = grpc_open_loop(sc.grpc, "lat", 1000, plan.lat_dur(), &mut r.errors).await?;
+        r.grpc_lat.push(summarize(&mut g));
+        let mut d = direct_open_loop(direct, "lat", 1000, plan.lat_dur(), &mut r.errors).await;
+        r.direct_lat.push(summarize(&mut d));
         if run + 1 == plan.runs {
-            r.samples.push(("sidebus HTTP publish".into(), s));
-            r.samples.push(("direct client".into(), dl));
+            r.samples.push(("sidebus HTTP publish".into(), h));
+            r.samples.push(("sidebus gRPC publish".into(), g));
+            r.samples.push(("direct client".into(), d));
         }
     }
+    Ok(())
+}
+
+/// Closed-loop throughput: single and bulk HTTP publish, direct client.
+async fn throughput(
+    plan: &Plan,
+    broker: Broker,
+    sc: &Sidecar,
+    direct: &Arc<dyn PubSub>,
+    r: &mut BrokerResults,
+) -> Result<(), String> {
     for run in 0..plan.runs {
         progress(
             broker,
@@ -181,8 +266,51 @@ pub async fn run(
         r.errors += bad;
         r.direct_tput.push(ok as f64 / el.as_secs_f64());
     }
-    let _ = direct.close().await;
+    Ok(())
+}
 
+/// Publishes probe events to `deliver` until one reaches the app (the
+/// sidecar subscribes at start, but a broker may take seconds to assign the
+/// subscription), then clears what the app recorded.
+async fn wait_subscribed(app: &AppState, port: u16) -> Result<(), String> {
+    let mut conn = load::Conn::open(port).await.map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + SUBSCRIBE_DEADLINE;
+    loop {
+        app.take();
+        conn.post(
+            "/v1.0/publish/pubsub/deliver",
+            "application/json",
+            event(load::unix_nanos(), EVENT_BYTES),
+        )
+        .await
+        .map_err(|e| format!("subscription probe: {e}"))?;
+        let wait = Instant::now() + Duration::from_millis(250);
+        while app.count() == 0 && Instant::now() < wait {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if app.count() > 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no event reached the app's `deliver` subscription within {SUBSCRIBE_DEADLINE:?}"
+            ));
+        }
+    }
+    // Earlier probes and warm-up events may still be on their way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.take();
+    Ok(())
+}
+
+/// Publish → app delivery latency at 1,000 and 10,000 ev/s.
+async fn delivery(
+    plan: &Plan,
+    broker: Broker,
+    sc: &Sidecar,
+    app: &AppState,
+    r: &mut BrokerResults,
+) -> Result<(), String> {
     for rate in [1000u64, 10_000] {
         progress(broker, &format!("publish -> app delivery @{rate} ev/s"));
         app.take();
@@ -191,7 +319,7 @@ pub async fn run(
             sc.http,
             "/v1.0/publish/pubsub/deliver",
             rate,
-            plan.lat_secs,
+            plan.lat_dur(),
             &mut errors,
         )
         .await?
@@ -206,7 +334,17 @@ pub async fn run(
         r.delivery.push((rate, summarize(&mut s), lost));
         r.samples.push((format!("delivery @{rate} ev/s"), s));
     }
+    Ok(())
+}
 
+/// Resident memory with a stalled app and a backlog of bulk publishes.
+async fn backlog(
+    plan: &Plan,
+    broker: Broker,
+    sc: &Sidecar,
+    app: &AppState,
+    r: &mut BrokerResults,
+) -> Result<(), String> {
     progress(broker, "stalled app + backlog");
     app.stall.store(true, Ordering::Relaxed);
     let before = r.errors;
@@ -232,8 +370,13 @@ pub async fn run(
             r.errors - before
         ),
     );
-    sc.stop();
-    Ok(r)
+    Ok(())
+}
+
+/// Adds an open-loop run's errors to `errors`; returns its latencies (µs).
+fn latencies(out: OpenLoop, errors: &mut u64) -> Vec<u64> {
+    *errors += out.errors;
+    out.lat_us
 }
 
 /// Open-loop HTTP publish of 1 KB JSON events; returns latencies (µs).
@@ -241,12 +384,12 @@ async fn http_open_loop(
     port: u16,
     path: &str,
     rate: u64,
-    secs: u64,
+    dur: Duration,
     errors: &mut u64,
 ) -> Result<Vec<u64>, String> {
     let pool = load::pool(port, CONNS).await.map_err(|e| e.to_string())?;
     let path: Arc<str> = path.into();
-    let out = load::open_loop(rate, CONNS, Duration::from_secs(secs), move |w, _, t| {
+    let out = load::open_loop(rate, CONNS, dur, move |w, _, t| {
         let (pool, path) = (pool.clone(), path.clone());
         async move {
             pool[w]
@@ -257,8 +400,46 @@ async fn http_open_loop(
         }
     })
     .await;
-    *errors += out.errors;
-    Ok(out.lat_us)
+    Ok(latencies(out, errors))
+}
+
+/// Open-loop gRPC `PublishEvent` of 1 KB JSON events on [`CONNS`]
+/// connections; returns latencies (µs).
+async fn grpc_open_loop(
+    port: u16,
+    topic: &str,
+    rate: u64,
+    dur: Duration,
+    errors: &mut u64,
+) -> Result<Vec<u64>, String> {
+    let clients = crate::grpc::clients(port, CONNS)
+        .await
+        .map_err(|e| e.to_string())?;
+    let topic: Arc<str> = topic.into();
+    let out = load::open_loop(rate, CONNS, dur, move |w, _, t| {
+        let (clients, topic) = (clients.clone(), topic.clone());
+        async move { crate::grpc::publish(&clients[w], &topic, event(t, EVENT_BYTES)).await }
+    })
+    .await;
+    Ok(latencies(out, errors))
+}
+
+/// Open-loop publish through the direct client with [`CONNS`] senders;
+/// returns latencies (µs).
+async fn direct_open_loop(
+    direct: &Arc<dyn PubSub>,
+    topic: &str,
+    rate: u64,
+    dur: Duration,
+    errors: &mut u64,
+) -> Vec<u64> {
+    let (d, topic): (_, Arc<str>) = (direct.clone(), topic.into());
+    let out = load::open_loop(rate, CONNS, dur, move |_, _, t| {
+        let (d, topic) = (d.clone(), topic.clone());
+        async move { direct::publish(&d, &topic, event(t, EVENT_BYTES)).await }
+    })
+    .await;
+    latencies(out, errors)
 }
 
 /// Closed-loop HTTP publish on `conns` connections, `per_req` events per

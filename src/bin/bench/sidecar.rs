@@ -23,6 +23,8 @@ pub struct Sidecar {
     child: Child,
     /// HTTP API port.
     pub http: u16,
+    /// gRPC API port (`--dapr-grpc-port`).
+    pub grpc: u16,
     /// Spawn → `/v1.0/healthz/outbound` 204, in ms.
     pub ready_ms: f64,
     /// `elapsed_ms` of the sidecar's own `Outbound ready.` log line.
@@ -137,6 +139,7 @@ impl Sidecar {
         Ok(Self {
             child,
             http,
+            grpc,
             ready_ms,
             logged_ready_ms,
         })
@@ -160,6 +163,16 @@ impl Sidecar {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sidecar {
+    /// A scenario that failed midway must not leave the process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
