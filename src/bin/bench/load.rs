@@ -27,6 +27,9 @@ pub enum LoadError {
     Grpc(String),
 }
 
+/// An extra request header: name and value.
+pub type Header = (http::header::HeaderName, http::header::HeaderValue);
+
 /// One keep-alive HTTP/1.1 connection.
 pub struct Conn {
     tx: SendRequest<Full<Bytes>>,
@@ -50,15 +53,30 @@ impl Conn {
         })
     }
 
-    /// POSTs `body` to `path` and drains the answer; fails on a non-2xx status.
-    pub async fn post(&mut self, path: &str, ctype: &str, body: Bytes) -> Result<(), LoadError> {
+    /// Sends `method path` with `body` (and `extra`, an additional header
+    /// such as `Authorization`), drains the answer and returns its status
+    /// and body.
+    pub async fn request(
+        &mut self,
+        method: http::Method,
+        path: &str,
+        ctype: &str,
+        extra: Option<&Header>,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), LoadError> {
         self.tx
             .ready()
             .await
             .map_err(|e| LoadError::Http(e.to_string()))?;
-        let req = http::Request::post(path)
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
             .header(http::header::HOST, &self.host)
-            .header(http::header::CONTENT_TYPE, ctype)
+            .header(http::header::CONTENT_TYPE, ctype);
+        if let Some((name, value)) = extra {
+            req = req.header(name, value);
+        }
+        let req = req
             .body(Full::new(body))
             .map_err(|e| LoadError::Http(e.to_string()))?;
         let resp = self
@@ -67,12 +85,44 @@ impl Conn {
             .await
             .map_err(|e| LoadError::Http(e.to_string()))?;
         let status = resp.status().as_u16();
-        // Drain so the connection can carry the next request.
-        let _ = resp.into_body().collect().await;
+        // Drained so the connection can carry the next request.
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| LoadError::Http(e.to_string()))?;
+        Ok((status, body))
+    }
+
+    /// POSTs `body` to `path` and drains the answer; fails on a non-2xx status.
+    pub async fn post(&mut self, path: &str, ctype: &str, body: Bytes) -> Result<(), LoadError> {
+        self.post_with(path, ctype, None, body).await
+    }
+
+    /// [`Conn::post`] with an optional extra header (e.g. `Authorization`).
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        ctype: &str,
+        extra: Option<&Header>,
+        body: Bytes,
+    ) -> Result<(), LoadError> {
+        let (status, _) = self
+            .request(http::Method::POST, path, ctype, extra, body)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(LoadError::Status(status));
         }
         Ok(())
+    }
+
+    /// GETs `path`; returns the status, or None on a transport error.
+    pub async fn get_status(&mut self, path: &str) -> Option<u16> {
+        self.request(http::Method::GET, path, "text/plain", None, Bytes::new())
+            .await
+            .ok()
+            .map(|(status, _)| status)
     }
 }
 
@@ -195,17 +245,28 @@ pub async fn pool(
     Ok(Arc::new(v))
 }
 
-impl Conn {
-    /// GETs `path`; returns the status, or None on a transport error.
-    pub async fn get_status(&mut self, path: &str) -> Option<u16> {
-        self.tx.ready().await.ok()?;
-        let req = http::Request::get(path)
-            .header(http::header::HOST, &self.host)
-            .body(Full::new(Bytes::new()))
-            .ok()?;
-        let resp = self.tx.send_request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        let _ = resp.into_body().collect().await;
-        Some(status)
-    }
+/// Closed-loop POST of `body` to `path` on `conns` connections to `port`
+/// (with an optional extra header); returns (completed, failed, elapsed).
+pub async fn post_closed_loop(
+    port: u16,
+    path: &str,
+    conns: usize,
+    body: Bytes,
+    extra: Option<Header>,
+    dur: Duration,
+) -> Result<(u64, u64, Duration), LoadError> {
+    let pool = pool(port, conns).await?;
+    let path: Arc<str> = path.into();
+    let extra = Arc::new(extra);
+    Ok(closed_loop(conns, dur, move |w| {
+        let (pool, path, body, extra) = (pool.clone(), path.clone(), body.clone(), extra.clone());
+        async move {
+            pool[w]
+                .lock()
+                .await
+                .post_with(&path, "application/json", (*extra).as_ref(), body)
+                .await
+        }
+    })
+    .await)
 }

@@ -8,6 +8,8 @@
 mod direct;
 mod grpc;
 mod load;
+mod rabbit_mgmt;
+mod rabbit_sink;
 mod report;
 mod scenarios;
 mod servers;

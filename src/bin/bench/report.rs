@@ -85,6 +85,34 @@ fn latency_rows(md: &mut String, broker: &str, path: &str, lat: &[Summary], dire
     }
 }
 
+/// RabbitMQ's management HTTP publish (same generator) next to sidebus's
+/// single-event HTTP publish on the same broker; rabbitmq only.
+fn peer_row(md: &mut String, r: &BrokerResults) {
+    let (baseline, comparison) = match (&r.peer_error, r.peer_http_tput.is_empty()) {
+        (Some(e), _) => (format!("not measured: {e}"), "–".to_string()),
+        (None, true) => return,
+        (None, false) => {
+            let (p, _, _) = spread(&r.peer_http_tput);
+            let (t, _, _) = spread(&r.http_tput);
+            let failed = if r.peer_errors > 0 {
+                format!(", {} failed", r.peer_errors)
+            } else {
+                String::new()
+            };
+            let ratio = if p > 0.0 {
+                format!("sidebus {:.1}×", t / p)
+            } else {
+                "–".to_string()
+            };
+            (
+                format!("management API {}{failed}", rate(&r.peer_http_tput)),
+                ratio,
+            )
+        }
+    };
+    let _ = writeln!(md, "| {} | RabbitMQ management HTTP publish, closed loop, 16 conns (req/s) vs sidebus single-event HTTP publish | {} | {baseline} | {comparison} | – | – |", r.broker, rate(&r.http_tput));
+}
+
 /// Markdown for all brokers.
 pub fn markdown(plan: &Plan, results: &[BrokerResults], bare: &[f64], size_mb: f64) -> String {
     let mut md = String::new();
@@ -110,6 +138,7 @@ pub fn markdown(plan: &Plan, results: &[BrokerResults], bare: &[f64], size_mb: f
         let (dt, _, _) = spread(&r.direct_tput);
         let _ = writeln!(md, "| {b} | bulk HTTP publish (100/req, 4 conns) (ev/s) | {} | direct client, 64 in flight {} | {:.0}% | ≥ 80% | {} |", rate(&r.bulk_tput), rate(&r.direct_tput), 100.0 * bk / dt, verdict(bk / dt >= 0.8));
         let _ = writeln!(md, "| {b} | pipelined single-event HTTP (16 in flight) (ev/s) | {} | direct client, 64 in flight {} | {:.0}% | ≥ 80% | {} |", rate(&r.http_tput), rate(&r.direct_tput), 100.0 * t / dt, verdict(t / dt >= 0.8));
+        peer_row(&mut md, r);
         for (rt, s, lost) in &r.delivery {
             let _ = writeln!(md, "| {b} | publish → app delivery @{rt} ev/s (ms) | p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.1} ({} events, {lost} not delivered in time) | – | – | p99 ≤ 5 ms | {} |", s.p50, s.p90, s.p99, s.max, s.n, verdict(s.p99 <= 5.0 && *lost == 0));
         }

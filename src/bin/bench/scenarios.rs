@@ -12,6 +12,7 @@ use sidebus::broker::PubSub;
 
 use crate::direct::{self, Broker};
 use crate::load::{self, event, OpenLoop};
+use crate::rabbit_sink::Sinks as RabbitSinks;
 use crate::servers::AppState;
 use crate::sidecar::Sidecar;
 use crate::stats::{summarize, Summary};
@@ -28,6 +29,8 @@ pub const BULK: usize = 100;
 const WARM_UP: usize = 20;
 /// Topics the sidecar is published to (`deliver` and `stall` are subscribed).
 const TOPICS: [&str; 5] = ["lat", "tput", "bulk", "deliver", "stall"];
+/// The topics in [`TOPICS`] nobody subscribes to.
+const PUBLISH_ONLY: [&str; 3] = ["lat", "tput", "bulk"];
 /// Topics the direct client is published to.
 const DIRECT_TOPICS: [&str; 2] = ["lat", "tput"];
 /// How long the delivery scenario waits for its subscription to go live
@@ -70,9 +73,22 @@ pub struct BrokerResults {
     pub samples: Vec<(String, Vec<u64>)>,
     /// Failed sends across all scenarios.
     pub errors: u64,
+    /// RabbitMQ management HTTP publish, closed loop, [`CONNS`] conns
+    /// (req/s), per run; rabbitmq only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peer_http_tput: Vec<f64>,
+    /// Failed management publishes across the peer's runs.
+    pub peer_errors: u64,
+    /// Where the management listener listened (`ss` lines).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub peer_listener: String,
+    /// Why the management peer was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_error: Option<String>,
 }
 
-fn progress(broker: Broker, what: &str) {
+/// Prints a progress line for `broker`.
+pub fn progress(broker: Broker, what: &str) {
     eprintln!(
         "[bench {:>7.1}s] {:<9} {what}",
         crate::since_start(),
@@ -80,8 +96,31 @@ fn progress(broker: Broker, what: &str) {
     );
 }
 
-/// Runs all scenarios for `broker` against a sidecar on `bin`.
+/// Runs all scenarios for `broker` against a sidecar on `bin`; on RabbitMQ
+/// with queues bound to [`PUBLISH_ONLY`] (publishes are `mandatory`), and
+/// then the management-API peer.
 pub async fn run(
+    plan: &Plan,
+    broker: Broker,
+    bin: &Path,
+    app: Arc<AppState>,
+    app_port: u16,
+) -> Result<BrokerResults, String> {
+    if broker != Broker::RabbitMq {
+        return scenarios(plan, broker, bin, app, app_port).await;
+    }
+    let sinks = RabbitSinks::declare(&plan.endpoints.rabbit_url, &PUBLISH_ONLY).await?;
+    let out = scenarios(plan, broker, bin, app, app_port).await;
+    if let Err(e) = sinks.delete().await {
+        progress(broker, &e);
+    }
+    let mut r = out?;
+    crate::rabbit_mgmt::measure(plan, &mut r).await;
+    Ok(r)
+}
+
+/// The scenarios of [`run`], one sidecar after the start-up runs.
+async fn scenarios(
     plan: &Plan,
     broker: Broker,
     bin: &Path,
@@ -452,24 +491,14 @@ pub async fn http_closed_loop(
     dur: Duration,
     errors: &mut u64,
 ) -> Result<f64, String> {
-    let pool = load::pool(port, conns).await.map_err(|e| e.to_string())?;
-    let path: Arc<str> = path.into();
     let body = if per_req == 1 {
         event(0, EVENT_BYTES)
     } else {
         bulk_body(per_req)
     };
-    let (ok, bad, el) = load::closed_loop(conns, dur, move |w| {
-        let (pool, path, body) = (pool.clone(), path.clone(), body.clone());
-        async move {
-            pool[w]
-                .lock()
-                .await
-                .post(&path, "application/json", body)
-                .await
-        }
-    })
-    .await;
+    let (ok, bad, el) = load::post_closed_loop(port, path, conns, body, None, dur)
+        .await
+        .map_err(|e| e.to_string())?;
     *errors += bad;
     Ok((ok as f64 * per_req as f64) / el.as_secs_f64())
 }
