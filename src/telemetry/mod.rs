@@ -13,8 +13,13 @@ pub fn init_logging(level: LogLevel, json: bool) {
         LogLevel::Warn => "warn",
         LogLevel::Error | LogLevel::Fatal => "error",
     };
-    // Dependencies are chatty at debug; keep them one step quieter.
-    let directive = format!("{default},hyper=info,h2=info,tower=info,lapin=warn,rdkafka=info");
+    // Dependencies are chatty at debug; keep them one step quieter. lapin logs
+    // every message the broker returns (unroutable) with its whole payload as
+    // a byte list — a log flood and a data leak; the publisher logs the
+    // failure itself, without the payload.
+    let directive = format!(
+        "{default},hyper=info,h2=info,tower=info,lapin=warn,lapin::returned_messages=error,rdkafka=info"
+    );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
