@@ -140,7 +140,7 @@ pub fn markdown(plan: &Plan, results: &[BrokerResults], bare: &[f64], size_mb: f
         let _ = writeln!(md, "| {b} | pipelined single-event HTTP (16 in flight) (ev/s) | {} | direct client, 64 in flight {} | {:.0}% | ≥ 80% | {} |", rate(&r.http_tput), rate(&r.direct_tput), 100.0 * t / dt, verdict(t / dt >= 0.8));
         peer_row(&mut md, r);
         for (rt, s, lost) in &r.delivery {
-            let _ = writeln!(md, "| {b} | publish → app delivery @{rt} ev/s (ms) | p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.1} ({} events, {lost} not delivered in time) | – | – | p99 ≤ 5 ms | {} |", s.p50, s.p90, s.p99, s.max, s.n, verdict(s.p99 <= 5.0 && *lost == 0));
+            let _ = writeln!(md, "| {b} | publish → app delivery @{rt} ev/s, {} conns (ms) | p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.1} ({} events, {lost} not delivered in time) | – | – | p99 ≤ 5 ms | {} |", crate::scenarios::delivery_conns(*rt), s.p50, s.p90, s.p99, s.max, s.n, verdict(s.p99 <= 5.0 && *lost == 0));
         }
         let _ = writeln!(md, "| {b} | VmRSS idle / @1,000 ev/s / stalled app + {} ev backlog, {} bulk requests held back (MB) | {:.1} / {:.1} / {:.1} | daprd 30–50 MB | – | ≤ 10 / ≤ 25 / bounded | {} |", r.backlog_events, r.backlog_held, r.rss_idle_mb, r.rss_load_mb, r.rss_backlog_mb, verdict(r.rss_idle_mb <= 10.0 && r.rss_load_mb <= 25.0));
         let logged: Vec<f64> = r.logged_ready_ms.iter().map(|&v| v as f64).collect();

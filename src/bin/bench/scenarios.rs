@@ -22,6 +22,21 @@ use crate::Plan;
 pub const EVENT_BYTES: usize = 1024;
 /// Connections of the fixed-rate latency scenario (daprd's harness uses 16).
 pub const CONNS: usize = 16;
+/// Connections of the 10,000 ev/s delivery scenario. With a broker that takes
+/// ~3 ms to acknowledge (Kafka acks=all, RabbitMQ confirms, an fsync), 16
+/// connections carry at most ~5,000 publishes/s, so the open-loop sender
+/// would queue behind its schedule and the figure would measure publish
+/// queueing instead of delivery.
+pub const WIDE_CONNS: usize = 128;
+
+/// Publishing connections of the delivery scenario at `rate` ev/s.
+pub fn delivery_conns(rate: u64) -> usize {
+    if rate > 1000 {
+        WIDE_CONNS
+    } else {
+        CONNS
+    }
+}
 /// Entries per bulk publish request.
 pub const BULK: usize = 100;
 /// Sequential publishes per topic and path before anything is measured, so a
@@ -242,6 +257,7 @@ async fn publish_latency(
             sc.http,
             "/v1.0/publish/pubsub/lat",
             1000,
+            CONNS,
             plan.lat_dur(),
             &mut r.errors,
         )
@@ -358,10 +374,12 @@ async fn delivery(
         progress(broker, &format!("publish -> app delivery @{rate} ev/s"));
         app.take();
         let mut errors = 0;
+        let conns = delivery_conns(rate);
         let sent = http_open_loop(
             sc.http,
             "/v1.0/publish/pubsub/deliver",
             rate,
+            conns,
             plan.lat_dur(),
             &mut errors,
         )
@@ -424,12 +442,13 @@ async fn http_open_loop(
     port: u16,
     path: &str,
     rate: u64,
+    conns: usize,
     dur: Duration,
     errors: &mut u64,
 ) -> Result<Vec<u64>, String> {
-    let pool = load::pool(port, CONNS).await.map_err(|e| e.to_string())?;
+    let pool = load::pool(port, conns).await.map_err(|e| e.to_string())?;
     let path: Arc<str> = path.into();
-    let out = load::open_loop(rate, CONNS, dur, move |w, _, t| {
+    let out = load::open_loop(rate, conns, dur, move |w, _, t| {
         let (pool, path) = (pool.clone(), path.clone());
         async move {
             pool[w]
