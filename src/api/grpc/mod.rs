@@ -20,11 +20,11 @@ mod subscribe_stream;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 use tower::ServiceExt;
 
@@ -191,15 +191,15 @@ pub async fn serve(
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "gRPC API listening.");
         }
-        let router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_routes(routes(runtime.clone()));
+        let router = tonic::transport::Server::builder().add_routes(routes(runtime.clone()));
+        // The builder's `tcp_nodelay` is ignored for a listener we bound
+        // ourselves (tonic's docs say so), so set it on the incoming stream:
+        // otherwise Nagle may hold back the small trailer frame of an answer.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let stop = shutdown.clone();
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                    stop.cancelled_owned().await
-                })
+                .serve_with_incoming_shutdown(incoming, async move { stop.cancelled_owned().await })
                 .await
         });
     }
