@@ -62,11 +62,9 @@ fn without_jitter_the_delay_is_the_base_delay() {
 fn jitter_stays_within_its_fraction_and_never_exceeds_max() {
     for jitter in [0.2, 0.5, 1.0] {
         let b = Backoff::exponential(ms(100), Duration::from_secs(10)).with_jitter(jitter);
-        let mut seen = std::collections::HashSet::new();
         for retry in 0..40 {
             let base = b.base_delay(retry).as_secs_f64();
             let d = b.delay(retry);
-            seen.insert(d);
             let s = d.as_secs_f64();
             assert!(
                 s >= base * (1.0 - jitter) - 1e-9 && s <= base * (1.0 + jitter) + 1e-9,
@@ -74,8 +72,10 @@ fn jitter_stays_within_its_fraction_and_never_exceeds_max() {
             );
             assert!(d <= b.max, "jitter {jitter}, retry {retry}: {d:?}");
         }
-        // 40 draws from a continuous range: all equal only if not random.
-        assert!(seen.len() > 20, "jitter {jitter}: {} distinct", seen.len());
+        // Below the cap, 40 draws from a continuous range are all distinct
+        // unless the jitter is not random.
+        let seen: std::collections::HashSet<_> = (0..40).map(|_| b.delay(2)).collect();
+        assert!(seen.len() > 30, "jitter {jitter}: {} distinct", seen.len());
     }
 }
 
