@@ -175,6 +175,9 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// An extended metadata attribute over its bounds (count, key or value size).
+    #[error("{0}")]
+    MetadataLimit(String),
     /// The path or query could not be decoded (bad percent-encoding, …).
     #[error("malformed request URL: {0}")]
     MalformedUrl(String),
@@ -189,7 +192,8 @@ impl ApiError {
             | BadMetadata { .. }
             | BadBulkEvents(_)
             | MalformedRequest(_)
-            | MalformedUrl(_) => StatusCode::BAD_REQUEST,
+            | MalformedUrl(_)
+            | MetadataLimit(_) => StatusCode::BAD_REQUEST,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PubsubEmpty | PubsubNotFound(_) | TopicEmpty { .. } | RouteNotFound { .. } => {
                 StatusCode::NOT_FOUND
@@ -230,6 +234,7 @@ impl ApiError {
             RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
             MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
             MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
+            MetadataLimit(_) => "ERR_METADATA_LIMIT",
         }
     }
 
@@ -257,6 +262,7 @@ impl ApiError {
             RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
             MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
             MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
+            MetadataLimit(_) => "DAPR_METADATA_LIMIT",
         }
     }
 
@@ -282,6 +288,7 @@ impl ApiError {
             RouteNotFound { .. } => grpc::NOT_FOUND,
             MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
             MalformedUrl(_) => grpc::INVALID_ARGUMENT,
+            MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
         }
     }
 
