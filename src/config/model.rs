@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::broker::Metadata;
+use crate::config::metadata::Metadata;
 
 /// A pub/sub `Component` resource, with secrets resolved and templates
 /// (`{appID}`, `{uuid}`, …) expanded.

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::broker::Metadata;
-
 /// Default first delay.
-pub const DEFAULT_INITIAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_INITIAL: Duration = crate::config::subscription::DEFAULT_RETRY_INITIAL;
 /// Default longest delay.
-pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX: Duration = crate::config::subscription::DEFAULT_RETRY_MAX;
 /// Default retry budget when the subscription has a dead-letter topic.
-pub const DEFAULT_MAX_RETRIES_WITH_DLQ: u32 = 5;
+pub const DEFAULT_MAX_RETRIES_WITH_DLQ: u32 =
+    crate::config::subscription::DEFAULT_MAX_RETRIES_WITH_DLQ;
 
 /// Capped exponential backoff: `initial × multiplier^n`, jittered, ≤ `max`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,96 +76,16 @@ pub struct RetryPolicy {
     pub max_retries: Option<u32>,
 }
 
-/// A subscription metadata value that is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("subscription metadata {key}={value:?} is invalid: {reason}")]
-pub struct BadRetrySetting {
-    /// The metadata key.
-    pub key: String,
-    /// Its value.
-    pub value: String,
-    /// Why it was refused.
-    pub reason: &'static str,
-}
-
 impl RetryPolicy {
-    /// Reads `retryInitialInterval`, `retryMaxInterval` (milliseconds or a
-    /// duration like `250ms`, `2s`, `1m`) and `maxRetries` (-1 = unlimited)
-    /// from subscription metadata; defaults per the module doc.
-    pub fn from_metadata(md: &Metadata, has_dead_letter: bool) -> Result<Self, BadRetrySetting> {
-        let mut backoff = Backoff::default();
-        if let Some((k, v)) = lookup(md, "retryInitialInterval") {
-            backoff.initial = parse_duration(k, v)?;
-        }
-        if let Some((k, v)) = lookup(md, "retryMaxInterval") {
-            backoff.max = parse_duration(k, v)?;
-        }
-        if backoff.max < backoff.initial {
-            backoff.max = backoff.initial;
-        }
-        let default_max = has_dead_letter.then_some(DEFAULT_MAX_RETRIES_WITH_DLQ);
-        let max_retries = match lookup(md, "maxRetries") {
-            None => default_max,
-            Some((k, v)) => match v.trim().parse::<i64>() {
-                Ok(n) if n < 0 => None,
-                Ok(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
-                Err(_) => return Err(bad(k, v, "not an integer")),
-            },
-        };
-        Ok(Self {
-            backoff,
-            max_retries,
-        })
-    }
-
     /// May retry number `retry` (0 = first retry) still happen?
     pub fn allows(&self, retry: u32) -> bool {
         self.max_retries.is_none_or(|max| retry < max)
     }
 }
 
-fn lookup<'a>(md: &'a Metadata, key: &str) -> Option<(&'a str, &'a str)> {
-    md.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-fn bad(key: &str, value: &str, reason: &'static str) -> BadRetrySetting {
-    BadRetrySetting {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason,
-    }
-}
-
-/// Parses `250`, `250ms`, `2s`, `1m` into a duration.
-fn parse_duration(key: &str, raw: &str) -> Result<Duration, BadRetrySetting> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad(key, raw, "not a duration"))?;
-    let d = match unit {
-        "" | "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(bad(key, raw, "unknown unit (use ms, s or m)")),
-    };
-    if d.is_zero() {
-        return Err(bad(key, raw, "must be greater than zero"));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn doubles_from_initial_and_caps() {
@@ -193,32 +112,16 @@ mod tests {
     }
 
     #[test]
-    fn budget_defaults_depend_on_dead_letter_topic() {
-        let p = RetryPolicy::from_metadata(&Metadata::new(), false).unwrap();
-        assert_eq!(p.max_retries, None);
-        assert!(p.allows(1_000_000));
-        let p = RetryPolicy::from_metadata(&Metadata::new(), true).unwrap();
-        assert_eq!(p.max_retries, Some(5));
-        assert!(p.allows(4) && !p.allows(5));
-    }
-
-    #[test]
-    fn metadata_overrides_and_rejects_garbage() {
-        let p = RetryPolicy::from_metadata(
-            &md(&[
-                ("maxRetries", "2"),
-                ("retryInitialInterval", "5ms"),
-                ("retryMaxInterval", "1s"),
-            ]),
-            false,
-        )
-        .unwrap();
-        assert_eq!(p.max_retries, Some(2));
-        assert_eq!(p.backoff.initial, Duration::from_millis(5));
-        assert_eq!(p.backoff.max, Duration::from_secs(1));
-        let p = RetryPolicy::from_metadata(&md(&[("maxRetries", "-1")]), true).unwrap();
-        assert_eq!(p.max_retries, None);
-        assert!(RetryPolicy::from_metadata(&md(&[("maxRetries", "x")]), false).is_err());
-        assert!(RetryPolicy::from_metadata(&md(&[("retryMaxInterval", "2h")]), false).is_err());
+    fn budget_allows_retries_below_the_limit() {
+        let limited = RetryPolicy {
+            backoff: Backoff::default(),
+            max_retries: Some(5),
+        };
+        assert!(limited.allows(4) && !limited.allows(5));
+        let unlimited = RetryPolicy {
+            max_retries: None,
+            ..limited
+        };
+        assert!(unlimited.allows(1_000_000));
     }
 }

@@ -181,13 +181,7 @@ fn bad(key: &str, value: &str, reason: &str) -> EnvelopeError {
 }
 
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::config::metadata::parse_go_bool as parse_bool;
 
 #[cfg(test)]
 mod tests {

@@ -189,7 +189,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let cfg = RabbitConfig::parse(&md).expect("valid");
+        let cfg = RabbitConfig::parse(&md).expect("valid").config;
         let plan = QueuePlan::new(&cfg, "orders", "app1", &Metadata::new());
         assert_eq!(plan.queue, "app1-orders");
         assert_eq!(plan.routing_keys, ["a.b"]);
