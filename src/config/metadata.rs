@@ -181,6 +181,15 @@ fn redact_url(part: &str) -> String {
     format!("{scheme}://{user}:{SECRET_MASK}{}", &rest[at..])
 }
 
+/// `pairs` as a [`Metadata`] map, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_metadata(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,13 +165,7 @@ impl<'a> MetadataReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::metadata::test_metadata as md;
 
     #[test]
     fn keys_match_in_any_case_and_every_problem_is_kept() {

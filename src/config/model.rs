@@ -123,3 +123,18 @@ pub struct Resources {
     /// Resiliency resources.
     pub resiliencies: Vec<ResiliencySpec>,
 }
+
+#[cfg(test)]
+impl ComponentSpec {
+    /// A component `ps` of `type_name` with `md`, for unit tests.
+    pub(crate) fn for_test(type_name: &str, md: &[(&str, &str)]) -> Self {
+        Self {
+            name: "ps".into(),
+            type_name: type_name.into(),
+            version: "v1".into(),
+            metadata: crate::config::metadata::test_metadata(md),
+            scopes: Vec::new(),
+            source: std::path::PathBuf::new(),
+        }
+    }
+}

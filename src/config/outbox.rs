@@ -69,22 +69,8 @@ pub fn metadata_problems(spec: &ComponentSpec) -> Vec<MetadataProblem> {
 mod tests {
     use super::*;
 
-    fn spec(type_name: &str, md: &[(&str, &str)]) -> ComponentSpec {
-        ComponentSpec {
-            name: "ps".into(),
-            type_name: type_name.into(),
-            version: "v1".into(),
-            metadata: md
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            scopes: vec![],
-            source: PathBuf::new(),
-        }
-    }
-
     fn enabled(type_name: &str, md: &[(&str, &str)]) -> bool {
-        let parsed = OutboxSettings::parse(&spec(type_name, md));
+        let parsed = OutboxSettings::parse(&ComponentSpec::for_test(type_name, md));
         parsed.map(|p| p.config.enabled).expect("valid")
     }
 
@@ -99,18 +85,21 @@ mod tests {
 
     #[test]
     fn refused_and_invalid() {
-        let problems = metadata_problems(&spec("pubsub.embedded", &[("outbox", "true")]));
+        let problems = metadata_problems(&ComponentSpec::for_test(
+            "pubsub.embedded",
+            &[("outbox", "true")],
+        ));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "outbox");
         assert!(problems[0].reason.contains("not available"), "{problems:?}");
-        assert!(metadata_problems(&spec("pubsub.rabbitmq", &[])).is_empty());
-        let bad = metadata_problems(&spec(
+        assert!(metadata_problems(&ComponentSpec::for_test("pubsub.rabbitmq", &[])).is_empty());
+        let bad = metadata_problems(&ComponentSpec::for_test(
             "pubsub.kafka",
             &[("outbox", "yes"), ("outboxMaxBytes", "-1")],
         ));
         let keys: Vec<&str> = bad.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["outbox", "outboxMaxBytes"]);
-        let c = OutboxSettings::parse(&spec(
+        let c = OutboxSettings::parse(&ComponentSpec::for_test(
             "pubsub.kafka",
             &[("outboxMaxBytes", "1024"), ("outboxDir", "/x")],
         ))

@@ -131,13 +131,7 @@ fn positive(r: &mut MetadataReader<'_>, key: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::metadata::test_metadata as md;
 
     fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
         match SubscriptionOptions::parse(&md(pairs), false) {

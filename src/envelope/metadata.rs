@@ -223,19 +223,6 @@ mod tests {
     }
 
     #[test]
-    fn parse_bool_matches_go() {
-        for s in ["1", "t", "T", "TRUE", "true", "True"] {
-            assert_eq!(parse_bool(s), Some(true), "{s}");
-        }
-        for s in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(parse_bool(s), Some(false), "{s}");
-        }
-        for s in ["", "yes", "tRUE", " true", "2"] {
-            assert_eq!(parse_bool(s), None, "{s}");
-        }
-    }
-
-    #[test]
     fn go_durations_parse_like_go() {
         let ok = [
             ("0", Duration::ZERO),

@@ -177,13 +177,7 @@ pub fn parse_initial_offset(s: &str) -> Option<InitialOffset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn meta(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::metadata::test_metadata as meta;
 
     #[test]
     fn defaults_and_overrides() {

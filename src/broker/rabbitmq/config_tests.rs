@@ -1,13 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-
-fn md(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::config::metadata::test_metadata as md;
 
 #[test]
 fn defaults_from_a_connection_string() {

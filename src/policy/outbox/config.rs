@@ -68,33 +68,21 @@ impl OutboxConfig {
 mod tests {
     use super::*;
 
-    fn spec(type_name: &str, md: &[(&str, &str)]) -> ComponentSpec {
-        ComponentSpec {
-            name: "ps".into(),
-            type_name: type_name.into(),
-            version: "v1".into(),
-            metadata: md
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            scopes: vec![],
-            source: PathBuf::new(),
-        }
-    }
-
     #[test]
     fn resolved_against_the_data_dir() {
         let d = Path::new("/data");
-        let on = OutboxConfig::from_spec(&spec("pubsub.rabbitmq", &[]), d)
+        let on = OutboxConfig::from_spec(&ComponentSpec::for_test("pubsub.rabbitmq", &[]), d)
             .expect("valid")
             .expect("on by default");
         assert_eq!(on.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(on.dir, PathBuf::from("/data/outbox/ps"));
-        assert!(OutboxConfig::from_spec(&spec("pubsub.embedded", &[]), d)
-            .expect("valid")
-            .is_none());
+        assert!(
+            OutboxConfig::from_spec(&ComponentSpec::for_test("pubsub.embedded", &[]), d)
+                .expect("valid")
+                .is_none()
+        );
         let c = OutboxConfig::from_spec(
-            &spec(
+            &ComponentSpec::for_test(
                 "pubsub.kafka",
                 &[("outboxMaxBytes", "1024"), ("outboxDir", "/x")],
             ),
@@ -108,7 +96,7 @@ mod tests {
     #[test]
     fn refused_with_the_component_name() {
         let err = OutboxConfig::from_spec(
-            &spec("pubsub.in-memory", &[("outbox", "true")]),
+            &ComponentSpec::for_test("pubsub.in-memory", &[("outbox", "true")]),
             Path::new("/data"),
         )
         .expect_err("refused");

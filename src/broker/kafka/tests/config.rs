@@ -3,14 +3,7 @@
 use std::time::Duration;
 
 use crate::broker::kafka::config::{Auth, ContentMode, InitialOffset, KafkaConfig};
-use crate::broker::Metadata;
-
-fn meta(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::config::metadata::test_metadata as meta;
 
 #[test]
 fn defaults_are_the_safe_ones() {
