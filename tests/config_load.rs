@@ -6,6 +6,8 @@
 mod errors;
 #[path = "config_load/parity.rs"]
 mod parity;
+#[path = "config_load/parity_remote.rs"]
+mod parity_remote;
 #[path = "config_load/support.rs"]
 mod support;
 
