@@ -96,6 +96,21 @@ pub struct Parsed<T> {
     pub warnings: Vec<MetadataProblem>,
 }
 
+/// The key as spelled in `meta` and its trimmed value, for the first key
+/// equal to `key` ignoring ASCII case (as daprd matches metadata keys);
+/// `None` when absent or blank.
+pub fn lookup<'a>(meta: &'a Metadata, key: &str) -> Option<(&'a str, &'a str)> {
+    meta.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(k, v)| (k.as_str(), v.trim()))
+        .filter(|(_, v)| !v.is_empty())
+}
+
+/// The trimmed, non-blank value of `key` in `meta` (see [`lookup`]).
+pub fn get<'a>(meta: &'a Metadata, key: &str) -> Option<&'a str> {
+    lookup(meta, key).map(|(_, v)| v)
+}
+
 /// Go's `strconv.ParseBool`, which daprd uses for every boolean setting.
 pub fn parse_go_bool(s: &str) -> Option<bool> {
     match s {

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::duration;
-use super::metadata::{common_key, parse_go_bool, Metadata, MetadataProblem, Parsed, Validation};
+use super::metadata::{
+    common_key, lookup, parse_go_bool, Metadata, MetadataProblem, Parsed, Validation,
+};
 
 /// Reads one metadata map, remembering every problem.
 #[derive(Debug)]
@@ -29,11 +31,7 @@ impl<'a> MetadataReader<'a> {
     /// The key as the user spelled it and its trimmed, non-empty value
     /// (names match case-insensitively, as daprd's).
     pub fn entry(&self, key: &str) -> Option<(&'a str, &'a str)> {
-        self.meta
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(k, v)| (k.as_str(), v.trim()))
-            .filter(|(_, v)| !v.is_empty())
+        lookup(self.meta, key)
     }
 
     /// The trimmed, non-empty value of `key`.

@@ -13,6 +13,7 @@ use super::config::RabbitConfig;
 use super::connection::Live;
 use super::publisher::{ensure_exchange, map_err};
 use crate::broker::{BrokerError, Metadata};
+use crate::config::metadata;
 
 /// Where one subscription reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +29,7 @@ pub struct QueuePlan {
 impl QueuePlan {
     /// Resolves the plan from the subscribe request.
     pub fn new(cfg: &RabbitConfig, topic: &str, group: &str, md: &Metadata) -> Self {
-        let get = |key: &str| {
-            md.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |key: &str| metadata::get(md, key).map(str::to_string);
         let queue = get("queueName").unwrap_or_else(|| format!("{group}-{topic}"));
         let keys = get("routingKey").unwrap_or_else(|| cfg.routing_key.clone());
         let mut routing_keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
