@@ -14,8 +14,6 @@ use crate::config::resources::{self, ComponentTypes};
 /// `sidebus validate` and for a start-up refused by its configuration.
 pub const EXIT_CONFIG: u8 = 78;
 
-pub use crate::config::metadata::parse_go_bool;
-
 /// Compiles a CEL expression (routing `match`, breaker `trip`); the error
 /// is the compiler's text on one line. Empty is valid (means "always").
 pub fn cel(expr: &str) -> Result<(), String> {

@@ -5,7 +5,7 @@ use serde_yaml_ng::Value;
 
 use super::documents::{self, describe, entries, get, items, scalar};
 use super::{Header, Sink};
-use crate::config::metadata::Metadata;
+use crate::config::metadata::{parse_go_bool, Metadata};
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
 use crate::config::subscription::SubscriptionOptions;
 use crate::config::validate;
@@ -127,7 +127,7 @@ fn bulk_subscribe(header: &Header, value: &Value, sink: &mut Sink) -> BulkSubscr
     };
     if let Some(v) = get(section, "enabled") {
         let raw = describe(v);
-        match validate::parse_go_bool(&raw) {
+        match parse_go_bool(&raw) {
             Some(b) => bulk.enabled = b,
             None => sink.error(
                 header,
