@@ -39,6 +39,7 @@ mod grpc {
     pub const PERMISSION_DENIED: i32 = 7;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const FAILED_PRECONDITION: i32 = 9;
+    pub const UNIMPLEMENTED: i32 = 12;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;
     pub const UNAUTHENTICATED: i32 = 16;
@@ -153,6 +154,17 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// The route exists, but not for this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The path or query could not be decoded (bad percent-encoding, …).
+    #[error("malformed request URL: {0}")]
+    MalformedUrl(String),
 }
 
 impl ApiError {
@@ -160,9 +172,12 @@ impl ApiError {
     pub fn http_status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            PubsubNotConfigured | BadMetadata { .. } | BadBulkEvents(_) | MalformedRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            PubsubNotConfigured
+            | BadMetadata { .. }
+            | BadBulkEvents(_)
+            | MalformedRequest(_)
+            | MalformedUrl(_) => StatusCode::BAD_REQUEST,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PubsubEmpty | PubsubNotFound(_) | TopicEmpty { .. } | RouteNotFound { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -199,6 +214,8 @@ impl ApiError {
             AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
             MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
             RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
+            MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
         }
     }
 
@@ -223,6 +240,8 @@ impl ApiError {
             AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
             MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
             RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
+            MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
+            MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
         }
     }
 
@@ -245,6 +264,8 @@ impl ApiError {
             Unauthorized => grpc::UNAUTHENTICATED,
             HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
             RouteNotFound { .. } => grpc::NOT_FOUND,
+            MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
+            MalformedUrl(_) => grpc::INVALID_ARGUMENT,
         }
     }
 

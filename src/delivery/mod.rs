@@ -61,6 +61,7 @@ mod bulk;
 mod dead_letter;
 mod discovery;
 mod dispatcher;
+mod forward;
 pub mod lanes;
 mod manager;
 mod options;

@@ -7,7 +7,7 @@ use crate::config::model::SubscriptionSpec;
 use crate::config::subscription::SubscriptionOptions as Settings;
 
 use super::lanes::Ordering;
-use super::retry::{Backoff, RetryPolicy};
+use super::retry::RetryPolicy;
 
 /// Subscription metadata the delivery layer refuses (every bad value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,14 +39,7 @@ impl SubscriptionOptions {
             ordering: s.ordering,
             max_in_flight: s.max_in_flight,
             raw_payload: s.raw_payload,
-            retry: RetryPolicy {
-                backoff: Backoff {
-                    initial: s.retry.initial,
-                    max: s.retry.max,
-                    ..Backoff::default()
-                },
-                max_retries: s.retry.max_retries,
-            },
+            retry: s.retry.into(),
         })
     }
 }
@@ -83,7 +76,7 @@ mod tests {
         assert_eq!(
             o.retry,
             RetryPolicy {
-                backoff: Backoff::default(),
+                backoff: crate::backoff::Backoff::DEFAULT,
                 max_retries: None,
             }
         );

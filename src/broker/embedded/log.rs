@@ -18,6 +18,7 @@ use super::error::EmbeddedError;
 use super::lock::DirLock;
 use super::partition::Partition;
 use super::record::{self, NewRecord};
+use super::segment;
 
 /// Appends waiting for the writer before `append` callers wait themselves.
 const QUEUE_CAPACITY: usize = 8192;
@@ -76,8 +77,7 @@ impl Log {
     pub fn open(dir: &Path, opts: LogOptions) -> Result<Self, EmbeddedError> {
         let lock = DirLock::acquire(dir)?;
         let topics_dir = dir.join("topics");
-        std::fs::create_dir_all(&topics_dir)
-            .map_err(|e| EmbeddedError::io("create", &topics_dir, e))?;
+        segment::create_dir_durable(&topics_dir)?;
         let mut topics = HashMap::new();
         let entries = std::fs::read_dir(&topics_dir)
             .map_err(|e| EmbeddedError::io("list", &topics_dir, e))?;

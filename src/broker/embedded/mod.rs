@@ -6,6 +6,7 @@
 //!
 //! Map: [`log`] (topics, writer thread, group commit) → [`partition`] →
 //! [`segment`] files of [`record`] frames; [`reader`] reads them back;
+//! [`recovery`] tells a torn tail from damage in the middle;
 //! [`cursor`] stores group positions; [`group`] splits partitions between
 //! subscribers; [`publisher`] / [`subscriber`] connect it to the contract;
 //! [`lock`] keeps the folder to one process; [`config`] is the metadata.
@@ -20,6 +21,7 @@ pub mod partition;
 pub mod publisher;
 pub mod reader;
 pub mod record;
+pub mod recovery;
 pub mod segment;
 pub mod subscriber;
 #[cfg(test)]

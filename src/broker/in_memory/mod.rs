@@ -18,13 +18,16 @@ use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, ReceivedMessage, SubscribeRequest,
     Subscription,
 };
+use crate::backoff::Backoff;
 use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 use crate::config::model::ComponentSpec;
 
 /// Events buffered per consumer group before publishers wait.
 const GROUP_QUEUE_CAPACITY: usize = 10_000;
-/// Longest pause before a RETRY outcome is offered again.
-const MAX_REQUEUE_DELAY: Duration = Duration::from_secs(5);
+/// Pause before a RETRY outcome is offered again: 100 ms doubling per
+/// redelivery, at most 5 s.
+const REQUEUE_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.0);
 
 struct Group {
     tx: mpsc::Sender<ReceivedMessage>,
@@ -158,7 +161,7 @@ async fn consume(
             match ack.await {
                 Ok(outcome) if outcome.is_ack() => {}
                 Ok(_) => {
-                    let delay = requeue_delay(msg.redeliveries);
+                    let delay = REQUEUE_BACKOFF.delay(msg.redeliveries);
                     let mut again = msg;
                     again.redeliveries += 1;
                     requeue(&tx, again, delay).await;
@@ -169,11 +172,6 @@ async fn consume(
             }
         });
     }
-}
-
-fn requeue_delay(redeliveries: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << redeliveries.min(16));
-    Duration::from_millis(ms).min(MAX_REQUEUE_DELAY)
 }
 
 async fn requeue(tx: &mpsc::Sender<ReceivedMessage>, msg: ReceivedMessage, delay: Duration) {
