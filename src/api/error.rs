@@ -3,7 +3,7 @@
 //! JSON body daprd's `dapr/kit` errors render
 //! (`{"errorCode","message","details":[ErrorInfo, ResourceInfo]}`).
 //!
-//! Codes and reasons follow `reference/dapr-pubsub-contract.md` §1.1. Two
+//! Codes and reasons are daprd's (the HTTP table is in `docs/http-api.md`). Two
 //! codes are sidebus's own, because daprd has no JSON error for them:
 //! `ERR_BODY_TOO_LARGE` (413, body above `--max-body-size`) and
 //! `ERR_ROUTE_NOT_FOUND` (404, unknown route). A bad API token answers 401

@@ -1,5 +1,5 @@
-//! Programmatic subscriptions over HTTP: `GET /dapr/subscribe` on the app
-//! (contract §1.3), and how they merge with declarative ones (§4).
+//! Programmatic subscriptions over HTTP: daprd's `GET /dapr/subscribe` on the
+//! app, and how they merge with declarative ones ([`merge`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

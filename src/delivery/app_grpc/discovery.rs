@@ -1,5 +1,5 @@
 //! Programmatic subscriptions of a gRPC app: `AppCallback.
-//! ListTopicSubscriptions` (contract §2.3). UNIMPLEMENTED means "none"; a
+//! ListTopicSubscriptions`, called as daprd calls it. UNIMPLEMENTED means "none"; a
 //! subscription without routes gets one catch-all rule with an empty path,
 //! which is the path a gRPC app then sees in `OnTopicEvent`.
 

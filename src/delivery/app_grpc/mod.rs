@@ -1,5 +1,5 @@
 //! The gRPC app channel (`--app-protocol grpc`): calls the app's
-//! `AppCallback` service and maps its answers as daprd does (contract §2.3).
+//! `AppCallback` service and maps its answers as daprd does (`docs/grpc.md`).
 //!
 //! - `OnTopicEvent` answers SUCCESS / RETRY / DROP; an unknown enum value
 //!   retries; any gRPC error retries, except UNIMPLEMENTED (the app has no

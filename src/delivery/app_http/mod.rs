@@ -1,5 +1,5 @@
 //! The HTTP app channel: POSTs events to the app's routes over a keep-alive
-//! pool and maps the answers exactly as daprd does (contract §1.4, §1.5).
+//! pool and maps the answers exactly as daprd does (`answers.rs`).
 
 use std::time::Duration;
 
