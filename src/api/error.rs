@@ -143,6 +143,19 @@ pub enum ApiError {
         /// Seconds the caller should wait (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// The broker is full (a bounded buffer stayed full): nothing was
+    /// accepted; retry after `retry_after_secs` (`Retry-After`).
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
+    PublishBusy {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// The broker's explanation.
+        error: String,
+        /// Seconds the caller should wait (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The request body could not be read or parsed.
     #[error("failed deserializing HTTP body: {0}")]
     MalformedRequest(String),
@@ -188,7 +201,7 @@ impl ApiError {
             | OutboundNotReady(_)
             | AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OutboxFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            OutboxFull { .. } | PublishBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
@@ -208,6 +221,7 @@ impl ApiError {
             BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
             OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
+            PublishBusy { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
             Unauthorized => "ERR_UNAUTHORIZED",
             HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
@@ -234,6 +248,7 @@ impl ApiError {
             BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
             OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
+            PublishBusy { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
             Unauthorized => "DAPR_API_TOKEN_INVALID",
             HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
@@ -261,6 +276,7 @@ impl ApiError {
             Forbidden { .. } => grpc::PERMISSION_DENIED,
             Publish { .. } => grpc::INTERNAL,
             BodyTooLarge { .. } | OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
+            PublishBusy { .. } => grpc::UNAVAILABLE,
             Unauthorized => grpc::UNAUTHENTICATED,
             HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
             RouteNotFound { .. } => grpc::NOT_FOUND,
@@ -279,7 +295,8 @@ impl ApiError {
             | CloudEvent { pubsub, topic, .. }
             | Forbidden { pubsub, topic, .. }
             | Publish { pubsub, topic, .. }
-            | OutboxFull { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+            | OutboxFull { pubsub, topic, .. }
+            | PublishBusy { pubsub, topic, .. } => Some((pubsub, Some(topic))),
             _ => None,
         }
     }
@@ -297,7 +314,8 @@ impl ApiError {
             }
             ApiError::Publish { error, .. }
             | ApiError::CloudEvent { error, .. }
-            | ApiError::OutboxFull { error, .. } => {
+            | ApiError::OutboxFull { error, .. }
+            | ApiError::PublishBusy { error, .. } => {
                 md.insert("error".into(), error.clone());
             }
             ApiError::BadMetadata { key, value, .. } => {
@@ -380,6 +398,9 @@ impl IntoResponse for ApiError {
         }
         let retry_after = match &self {
             ApiError::OutboxFull {
+                retry_after_secs, ..
+            }
+            | ApiError::PublishBusy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
