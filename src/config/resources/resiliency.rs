@@ -1,5 +1,5 @@
 //! `kind: Resiliency`: the typed policies (`ResiliencyPolicies`) the policy
-//! layer applies, parsed from the raw `spec` kept in [`ResiliencySpec`].
+//! layer applies, parsed from the raw `spec` kept in [`ResiliencySpec`](crate::config::model::ResiliencySpec).
 //! One parser (`resiliency_parse.rs`, which also holds the parsing
 //! constructors of [`ResiliencyPolicies`]) serves validation at load time
 //! and the policy layer later, so the two cannot disagree. This file is the
