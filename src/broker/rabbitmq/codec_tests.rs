@@ -6,7 +6,7 @@ fn cfg(extra: &[(&str, &str)]) -> RabbitConfig {
     for (k, v) in extra {
         md.insert(k.to_string(), v.to_string());
     }
-    RabbitConfig::parse(&md).expect("valid config")
+    RabbitConfig::parse(&md).expect("valid config").config
 }
 
 fn request(data: &str, metadata: &[(&str, &str)]) -> PublishRequest {
