@@ -12,7 +12,7 @@
 //! publishers down but never holds them forever. A group whose subscribers
 //! have all left keeps what fits in its bounds for a while (a subscription
 //! that restarts finds its events), discards what does not, and is removed
-//! after [`GROUP_IDLE_TTL`] without subscribers.
+//! after a minute (`GROUP_IDLE_TTL`) without subscribers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
