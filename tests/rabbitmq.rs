@@ -35,7 +35,7 @@ fn ce(id: &str, data: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_publish_is_rejected() {
-    let ps = component(&[]).await;
+    let ps = component(&[("unroutable", "error")]).await;
     assert_eq!(ps.features(), &[Feature::MessageTtl]);
     let topic = unique("rmq-unroutable");
     let err = ps

@@ -48,6 +48,17 @@ impl ExchangeKind {
     }
 }
 
+/// What a publish no queue is bound to does (`unroutable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unroutable {
+    /// Succeed, as daprd does (it publishes without `mandatory`): apps
+    /// publish before their consumers exist. Counted, and logged once per
+    /// topic. The default.
+    Drop,
+    /// Fail the publish (`Rejected`), for those who want to know.
+    Error,
+}
+
 /// TLS material (PEM text, as daprd takes it inline).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -107,6 +118,8 @@ pub struct RabbitConfig {
     /// `queueExpiresInSeconds` (sidebus): queue `x-expires`, deletes queues
     /// unused for that long. Default none.
     pub queue_expires: Option<Duration>,
+    /// `unroutable` (sidebus): `drop` (default, as daprd) or `error`.
+    pub unroutable: Unroutable,
 }
 
 /// daprd keys we read (plus `connectionString` etc. handled explicitly).
@@ -137,6 +150,7 @@ const KNOWN: &[&str] = &[
     "clientName",
     "contentMode",
     "queueExpiresInSeconds",
+    "unroutable",
 ];
 
 /// daprd keys whose behaviour is always on (or always off) here.
@@ -235,6 +249,12 @@ impl RabbitConfig {
             client_name: r.get("clientName").map(str::to_string),
             content_mode,
             queue_expires: r.duration("queueExpiresInSeconds").filter(|d| !d.is_zero()),
+            unroutable: r
+                .choice(
+                    "unroutable",
+                    &[("drop", Unroutable::Drop), ("error", Unroutable::Error)],
+                )
+                .unwrap_or(Unroutable::Drop),
         };
         for (name, why) in FIXED {
             if let Some((k, v)) = r.entry(name) {
