@@ -88,7 +88,7 @@ impl Drop for Api {
 async fn api(token: Option<&str>) -> Api {
     let settings = Settings {
         app_id: "grpc-test".into(),
-        api_token: token.map(String::from),
+        api_token: token.map(Into::into),
         ..Settings::default()
     };
     let handles = vec![

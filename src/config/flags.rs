@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::secret::Secret;
+
 /// sidebus: a per-pod pub/sub sidecar that speaks Dapr's pub/sub API.
 #[derive(Debug, Parser)]
 #[command(
@@ -193,10 +195,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// API token every API call must carry (`dapr-api-token`); daprd's env name.
     #[arg(long = "api-token", env = "DAPR_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Token sent to the app with every delivery; daprd's env name.
     #[arg(long = "app-api-token", env = "APP_API_TOKEN", hide_env_values = true)]
-    pub app_api_token: Option<String>,
+    pub app_api_token: Option<Secret>,
 }
 
 impl Default for Settings {
