@@ -206,7 +206,7 @@ async fn graceful_shutdown_by_signal_and_api() {
     let mut sc = Sidecar::start_in(&[], Some(dir.path()));
     sc.wait_status("/v1.0/healthz/outbound", 204).await;
     sc.terminate();
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
 
     let mut sc = Sidecar::start_in(&[], Some(dir.path()));
     sc.wait_status("/v1.0/healthz", 204).await;
@@ -214,7 +214,7 @@ async fn graceful_shutdown_by_signal_and_api() {
         .await
         .unwrap();
     assert_eq!(r.status, 204);
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
 }
 
 /// An event being handled when SIGTERM arrives is finished, not dropped or
@@ -241,6 +241,6 @@ async fn shutdown_finishes_in_flight_deliveries() {
     assert_eq!(r.status, 204);
     wait_events(&app, 1).await;
     sc.terminate();
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
     assert_eq!(support::process::events(app.requests()).len(), 1);
 }

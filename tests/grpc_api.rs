@@ -2,6 +2,8 @@
 //! in process on an ephemeral port and called with a tonic client generated
 //! from our own protos.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use sidebus::broker::{
 use sidebus::config::model::ComponentSpec;
 use sidebus::config::Settings;
 use sidebus::runtime::{ComponentHandle, Runtime};
+use support::assert_eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -456,13 +459,12 @@ async fn stream_initial_response_then_events_acked_by_id() {
 
     // Closing the stream removes the subscription.
     drop(s);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("stream subscription removed after close");
+    assert_eventually!(
+        "stream subscription to be removed after close (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
 }
 
 #[tokio::test]
@@ -487,13 +489,12 @@ async fn stream_in_flight_bound_and_redelivery_after_close() {
 
     // Close with e2 and e3 unanswered: a new stream gets them again.
     drop(s);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("first stream gone");
+    assert_eventually!(
+        "the first stream to be gone (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
     let mut s2 = open(&a, initial("st2", &[("ordering", "none")]))
         .await
         .unwrap();
@@ -554,11 +555,10 @@ async fn stream_drains_at_sidecar_shutdown() {
         .await
         .expect("ends in time");
     assert_eq!(end.unwrap_err().code(), Code::Unavailable);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("stream subscription removed at shutdown");
+    assert_eventually!(
+        "stream subscription to be removed at shutdown (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
 }

@@ -5,7 +5,7 @@ use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -14,9 +14,22 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::app::{Answer, Recorded, Script};
+use super::eventually::assert_eventually;
+pub use super::eventually::DEADLINE;
 
-/// Long enough for a cold start on a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Variables the binary reads besides its command line (`DAPR_API_TOKEN`,
+/// `APP_API_TOKEN`, `SIDEBUS_*` flags). Removed from every child so a value
+/// in the developer's shell cannot change a test; a test wanting one passes
+/// the flag instead. `SIDEBUS_TEST_*` only configure the tests themselves.
+fn clear_sidecar_env(cmd: &mut Command) {
+    cmd.env_remove("DAPR_API_TOKEN").env_remove("APP_API_TOKEN");
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("SIDEBUS_") && !name.starts_with("SIDEBUS_TEST_") {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+}
 
 /// A port nobody listens on right now (synchronous, for command lines).
 pub fn free_port_now() -> u16 {
@@ -56,6 +69,7 @@ impl SidecarProcess {
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        clear_sidecar_env(&mut cmd);
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
@@ -76,34 +90,24 @@ impl SidecarProcess {
 
     /// Waits until `GET path` answers `want`.
     pub async fn wait_status(&self, path: &str, want: u16) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(r) = request("GET", &self.url(path), &[], Vec::new()).await {
-                if r.status == want {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "sidebus never answered {want} on {path}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let _answered = assert_eventually!(
+            format!("sidebus to answer {want} on {path}"),
+            request("GET", &self.url(path), &[], Vec::new())
+                .await
+                .map(|r| r.status),
+            |got: &Result<u16, String>| got.as_ref().is_ok_and(|s| *s == want)
+        );
     }
 
     /// Waits for the process to exit and returns its status.
-    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let end = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "sidebus did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let status = assert_eventually!(
+            "sidebus to exit",
+            within,
+            self.child.try_wait().expect("try_wait"),
+            |s: &Option<ExitStatus>| s.is_some()
+        );
+        status.expect("checked by the wait")
     }
 
     /// Sends SIGTERM (graceful shutdown).
@@ -126,10 +130,10 @@ impl Drop for SidecarProcess {
 
 /// Runs `sidebus` to completion (for `validate` and failing starts).
 pub fn run_to_end(args: &[&str]) -> (ExitStatus, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sidebus"))
-        .args(args)
-        .output()
-        .expect("run sidebus");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sidebus"));
+    cmd.args(args);
+    clear_sidecar_env(&mut cmd);
+    let out = cmd.output().expect("run sidebus");
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -210,6 +214,10 @@ pub fn events(requests: Vec<Recorded>) -> Vec<Recorded> {
 
 /// Waits until the app received at least `n` events.
 pub async fn wait_events(app: &super::app::TestApp, n: usize) -> Vec<Recorded> {
-    super::app::wait_until(DEADLINE, || events(app.requests()).len() >= n).await;
+    assert_eventually!(
+        format!("{n} events at the app (observed: how many)"),
+        events(app.requests()).len(),
+        |got: &usize| *got >= n
+    );
     events(app.requests())
 }
