@@ -11,6 +11,15 @@ use crate::broker::{PubSub, SubscribeRequest, Subscription};
 /// The keys `publish` spreads events over.
 const KEYS: [&str; 5] = ["k0", "k1", "k2", "k3", "k4"];
 
+/// Where `expect_exactly` publishes its markers: `topic` of `ps`, one per
+/// key of [`KEYS`].
+fn on<'a>(ps: &'a Arc<super::Embedded>, topic: &'a str) -> Target<'a> {
+    (ps, topic, &KEYS)
+}
+
+/// A component, a topic and the keys its events were published with.
+type Target<'a> = (&'a Arc<super::Embedded>, &'a str, &'a [&'a str]);
+
 async fn publish(ps: &Arc<super::Embedded>, topic: &str, ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
         let key = KEYS[i % KEYS.len()];
@@ -44,7 +53,7 @@ async fn subscribe(
 /// a marker behind each of `keys` (the keys the events were published with)
 /// comes after every earlier event of that key's partition, replayed or not.
 async fn expect_exactly(
-    (ps, topic, keys): (&Arc<super::Embedded>, &str, &[&str]),
+    (ps, topic, keys): Target<'_>,
     rec: &Recorder,
     want: &[String],
     what: &str,
@@ -89,7 +98,7 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
     let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
     publish(&ps, &topic, &first).await;
-    expect_exactly((&ps, &topic, &KEYS), &rec, &first, "the first batch").await;
+    expect_exactly(on(&ps, &topic), &rec, &first, "the first batch").await;
     sub.stop().await;
     ps.close().await.expect("close");
     // Every first-batch record has a time <= `before` < `between`.
@@ -103,7 +112,7 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     // A new member of the existing group resumes after its committed cursor.
     let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
     expect_exactly(
-        (&ps, &topic, &KEYS),
+        on(&ps, &topic),
         &rec,
         &second,
         "only events after the committed cursor",
@@ -126,14 +135,14 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     publish(&ps, &topic, &third).await;
     let all: Vec<String> = [first, second.clone(), third.clone()].concat();
     expect_exactly(
-        (&ps, &topic, &KEYS),
+        on(&ps, &topic),
         &r_old,
         &all,
         "a new oldest group sees everything",
     )
     .await;
     expect_exactly(
-        (&ps, &topic, &KEYS),
+        on(&ps, &topic),
         &r_new,
         &third,
         "a new newest group sees only new events",
@@ -141,7 +150,7 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     .await;
     let from_ts: Vec<String> = [second, third].concat();
     expect_exactly(
-        (&ps, &topic, &KEYS),
+        on(&ps, &topic),
         &r_ts,
         &from_ts,
         "a timestamp group starts at that time",
