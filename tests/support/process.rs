@@ -17,17 +17,28 @@ use super::app::{Answer, Recorded, Script};
 use super::eventually::assert_eventually;
 pub use super::eventually::DEADLINE;
 
-/// Variables the binary reads besides its command line (`DAPR_API_TOKEN`,
-/// `APP_API_TOKEN`, `SIDEBUS_*` flags). Removed from every child so a value
-/// in the developer's shell cannot change a test; a test wanting one passes
-/// the flag instead. `SIDEBUS_TEST_*` only configure the tests themselves.
-fn clear_sidecar_env(cmd: &mut Command) {
-    cmd.env_remove("DAPR_API_TOKEN").env_remove("APP_API_TOKEN");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("SIDEBUS_") && !name.starts_with("SIDEBUS_TEST_") {
-            cmd.env_remove(name.as_ref());
+/// Removes every variable the binary reads as a flag (`DAPR_API_TOKEN`,
+/// `APP_API_TOKEN`, the `SIDEBUS_*` forms; taken from the flag definitions,
+/// subcommands included) from a child's environment, so a value in the
+/// developer's shell cannot change a test; a test wanting one passes the
+/// flag instead.
+pub fn clear_sidecar_env(cmd: &mut Command) {
+    fn names(c: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
+        out.extend(
+            c.get_arguments()
+                .filter_map(|a| a.get_env().map(|e| e.to_owned())),
+        );
+        for sub in c.get_subcommands() {
+            names(sub, out);
         }
+    }
+    let mut all = Vec::new();
+    names(
+        &<sidebus::config::Cli as clap::CommandFactory>::command(),
+        &mut all,
+    );
+    for name in all {
+        cmd.env_remove(name);
     }
 }
 
