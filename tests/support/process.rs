@@ -19,9 +19,9 @@ pub use super::eventually::DEADLINE;
 
 /// Removes every variable the binary reads as a flag (`DAPR_API_TOKEN`,
 /// `APP_API_TOKEN`, the `SIDEBUS_*` forms; taken from the flag definitions,
-/// subcommands included) from a child's environment, so a value in the
-/// developer's shell cannot change a test; a test wanting one passes the
-/// flag instead.
+/// subcommands included) and the secret store's folder from a child's
+/// environment, so a value in the developer's shell cannot change a test;
+/// a test wanting one passes the flag instead.
 pub fn clear_sidecar_env(cmd: &mut Command) {
     fn names(c: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
         out.extend(
@@ -32,7 +32,10 @@ pub fn clear_sidecar_env(cmd: &mut Command) {
             names(sub, out);
         }
     }
-    let mut all = Vec::new();
+    // The secret store's folder is read from the environment too.
+    let mut all = vec![std::ffi::OsString::from(
+        sidebus::config::secrets::SECRETS_DIR_ENV,
+    )];
     names(
         &<sidebus::config::Cli as clap::CommandFactory>::command(),
         &mut all,
