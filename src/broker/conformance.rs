@@ -231,6 +231,28 @@ pub async fn await_markers(
         .await;
 }
 
+/// Polls `observe` until `done` holds for its value and returns that value;
+/// after [`DEADLINE`] fails the test with `what` and the value last observed.
+/// For conditions a [`Recorder`] is not told about (files, counters).
+pub async fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    mut observe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let value = observe();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {DEADLINE:?} waiting for {what}; last observed: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Random names so cases never see each other's events.
 pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();

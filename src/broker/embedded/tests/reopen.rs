@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::broker::conformance::{await_markers, event, unique, Recorder};
+use crate::broker::conformance::{await_markers, event, eventually, unique, Recorder};
 use crate::broker::embedded::config::EmbeddedConfig;
 use crate::broker::{PubSub, SubscribeRequest, Subscription};
 
@@ -171,9 +171,8 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
         .and_then(|p| p.parent())
         .map(std::path::Path::to_path_buf)
         .expect("cursor folder");
-    let deadline = std::time::Instant::now() + crate::broker::conformance::DEADLINE;
-    loop {
-        let complete = std::fs::read_dir(&dir)
+    let complete = || {
+        std::fs::read_dir(&dir)
             .map(|groups| {
                 groups
                     .filter_map(Result::ok)
@@ -184,17 +183,13 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
                     })
                     .count()
             })
-            .unwrap_or(0);
-        if complete >= groups_min {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "group cursors never appeared in {}",
-            dir.display()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+            .unwrap_or(0)
+    };
+    let what = format!(
+        "{groups_min} groups with cursors in {} (observed: how many)",
+        dir.display()
+    );
+    eventually(&what, complete, |n| *n >= groups_min).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
