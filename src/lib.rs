@@ -14,11 +14,14 @@
 //! - `runtime/`   the running sidecar: components, scopes, the publish path,
 //!   start-up and shutdown order
 //! - `admin.rs`   liveness and readiness on the admin port
+//! - `backoff.rs` the one retry schedule (constant or exponential, jittered)
+//!   every retry loop uses; a leaf that imports nothing of this crate
 //! - `telemetry/` logging
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;
+pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod delivery;

@@ -3,7 +3,7 @@
 //! JSON body daprd's `dapr/kit` errors render
 //! (`{"errorCode","message","details":[ErrorInfo, ResourceInfo]}`).
 //!
-//! Codes and reasons follow `reference/dapr-pubsub-contract.md` §1.1. Two
+//! Codes and reasons are daprd's (the HTTP table is in `docs/http-api.md`). Two
 //! codes are sidebus's own, because daprd has no JSON error for them:
 //! `ERR_BODY_TOO_LARGE` (413, body above `--max-body-size`) and
 //! `ERR_ROUTE_NOT_FOUND` (404, unknown route). A bad API token answers 401
@@ -39,6 +39,7 @@ mod grpc {
     pub const PERMISSION_DENIED: i32 = 7;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const FAILED_PRECONDITION: i32 = 9;
+    pub const UNIMPLEMENTED: i32 = 12;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;
     pub const UNAUTHENTICATED: i32 = 16;
@@ -142,6 +143,19 @@ pub enum ApiError {
         /// Seconds the caller should wait (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// The broker is full (a bounded buffer stayed full): nothing was
+    /// accepted; retry after `retry_after_secs` (`Retry-After`).
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
+    PublishBusy {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// The broker's explanation.
+        error: String,
+        /// Seconds the caller should wait (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The request body could not be read or parsed.
     #[error("failed deserializing HTTP body: {0}")]
     MalformedRequest(String),
@@ -153,6 +167,20 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// The route exists, but not for this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// An extended metadata attribute over its bounds (count, key or value size).
+    #[error("{0}")]
+    MetadataLimit(String),
+    /// The path or query could not be decoded (bad percent-encoding, …).
+    #[error("malformed request URL: {0}")]
+    MalformedUrl(String),
 }
 
 impl ApiError {
@@ -160,9 +188,13 @@ impl ApiError {
     pub fn http_status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            PubsubNotConfigured | BadMetadata { .. } | BadBulkEvents(_) | MalformedRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            PubsubNotConfigured
+            | BadMetadata { .. }
+            | BadBulkEvents(_)
+            | MalformedRequest(_)
+            | MalformedUrl(_)
+            | MetadataLimit(_) => StatusCode::BAD_REQUEST,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PubsubEmpty | PubsubNotFound(_) | TopicEmpty { .. } | RouteNotFound { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -173,7 +205,7 @@ impl ApiError {
             | OutboundNotReady(_)
             | AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OutboxFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            OutboxFull { .. } | PublishBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
@@ -193,12 +225,16 @@ impl ApiError {
             BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
             OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
+            PublishBusy { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
             Unauthorized => "ERR_UNAUTHORIZED",
             HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
             AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
             MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
             RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
+            MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
+            MetadataLimit(_) => "ERR_METADATA_LIMIT",
         }
     }
 
@@ -217,12 +253,16 @@ impl ApiError {
             BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
             BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
             OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
+            PublishBusy { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
             Unauthorized => "DAPR_API_TOKEN_INVALID",
             HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
             OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
             AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
             MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
             RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
+            MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
+            MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
+            MetadataLimit(_) => "DAPR_METADATA_LIMIT",
         }
     }
 
@@ -242,9 +282,13 @@ impl ApiError {
             Forbidden { .. } => grpc::PERMISSION_DENIED,
             Publish { .. } => grpc::INTERNAL,
             BodyTooLarge { .. } | OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
+            PublishBusy { .. } => grpc::UNAVAILABLE,
             Unauthorized => grpc::UNAUTHENTICATED,
             HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
             RouteNotFound { .. } => grpc::NOT_FOUND,
+            MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
+            MalformedUrl(_) => grpc::INVALID_ARGUMENT,
+            MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
         }
     }
 
@@ -258,7 +302,8 @@ impl ApiError {
             | CloudEvent { pubsub, topic, .. }
             | Forbidden { pubsub, topic, .. }
             | Publish { pubsub, topic, .. }
-            | OutboxFull { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+            | OutboxFull { pubsub, topic, .. }
+            | PublishBusy { pubsub, topic, .. } => Some((pubsub, Some(topic))),
             _ => None,
         }
     }
@@ -276,7 +321,8 @@ impl ApiError {
             }
             ApiError::Publish { error, .. }
             | ApiError::CloudEvent { error, .. }
-            | ApiError::OutboxFull { error, .. } => {
+            | ApiError::OutboxFull { error, .. }
+            | ApiError::PublishBusy { error, .. } => {
                 md.insert("error".into(), error.clone());
             }
             ApiError::BadMetadata { key, value, .. } => {
@@ -359,6 +405,9 @@ impl IntoResponse for ApiError {
         }
         let retry_after = match &self {
             ApiError::OutboxFull {
+                retry_after_secs, ..
+            }
+            | ApiError::PublishBusy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,

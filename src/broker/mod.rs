@@ -28,7 +28,6 @@ pub mod kafka;
 pub mod rabbitmq;
 pub mod registry;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -38,8 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use registry::Registry;
 
-/// String metadata: request metadata on publish, broker headers on receive.
-pub type Metadata = BTreeMap<String, String>;
+pub use crate::config::metadata::Metadata;
 
 /// One event to publish. `data` is what goes on the wire: the CloudEvent JSON
 /// built by `envelope`, or the caller's bytes untouched for `rawPayload`.
@@ -177,6 +175,16 @@ pub enum BrokerError {
     /// The component has been closed.
     #[error("component is closed")]
     Closed,
+    /// The broker holds as much as it may for now (a bounded buffer is
+    /// full and stayed full for a bounded wait): nothing of the request
+    /// was accepted; the caller should retry after `retry_after_secs`.
+    #[error("broker is full: {reason}; retry after {retry_after_secs}s")]
+    Full {
+        /// What is full, with its bound.
+        reason: String,
+        /// Seconds a caller should wait before retrying.
+        retry_after_secs: u64,
+    },
     /// The publish outbox in front of the component is full: the broker is
     /// away and the local buffer holds `outboxMaxBytes` already.
     #[error("publish outbox is full ({used} of {limit} bytes); retry after {retry_after_secs}s")]
@@ -265,20 +273,4 @@ pub trait PubSub: Send + Sync + 'static {
     async fn close(&self) -> Result<(), BrokerError>;
 }
 
-/// Metadata keys the runtime handles for every component (scopes, consumer
-/// id, partition key attribute, outbox); factories must not warn about them.
-pub fn common_metadata_key(key: &str) -> bool {
-    const COMMON: &[&str] = &[
-        "consumerID",
-        "consumerId",
-        "publishingScopes",
-        "subscriptionScopes",
-        "allowedTopics",
-        "protectedTopics",
-        "partitionKeyAttribute",
-        "outbox",
-        "outboxMaxBytes",
-        "outboxDir",
-    ];
-    COMMON.iter().any(|c| c.eq_ignore_ascii_case(key))
-}
+pub use crate::config::metadata::common_key as common_metadata_key;

@@ -11,12 +11,16 @@ use tokio_util::task::TaskTracker;
 use super::bulk::BulkDispatcher;
 use super::dispatcher::{Counters, Dispatcher, SubContext};
 use super::options::SubscriptionOptions;
-use super::retry::Backoff;
 use super::AppChannel;
+use crate::backoff::Backoff;
 use crate::broker::{Handler, SubscribeRequest, Subscription};
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;
 use crate::runtime::{ComponentHandle, Runtime};
+
+/// Delays between attempts to subscribe after a failed first one.
+const SUBSCRIBE_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(500), Duration::from_secs(30));
 
 /// A snapshot of one subscription's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,18 +248,13 @@ async fn subscribe_forever(
     running: Arc<Mutex<Vec<Subscription>>>,
     stop: CancellationToken,
 ) {
-    let backoff = Backoff {
-        initial: Duration::from_millis(500),
-        max: Duration::from_secs(30),
-        ..Backoff::default()
-    };
-    let mut retry = 0u32;
+    let mut delays = SUBSCRIBE_BACKOFF.start();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff.delay(retry)) => {}
+            _ = delays.wait() => {}
         }
-        retry = retry.saturating_add(1);
+        let retry = delays.retries();
         match component
             .pubsub
             .subscribe(req.clone(), handler.clone())

@@ -170,6 +170,14 @@ impl Runtime {
                         error: err.to_string(),
                         retry_after_secs,
                     },
+                    BrokerError::Full {
+                        retry_after_secs, ..
+                    } => ApiError::PublishBusy {
+                        pubsub: target.pubsub.to_string(),
+                        topic: target.topic.to_string(),
+                        error: err.to_string(),
+                        retry_after_secs,
+                    },
                     _ => ApiError::Publish {
                         pubsub: target.pubsub.to_string(),
                         topic: target.topic.to_string(),

@@ -6,9 +6,11 @@
 //!
 //! Map: [`log`] (topics, writer thread, group commit) → [`partition`] →
 //! [`segment`] files of [`record`] frames; [`reader`] reads them back;
+//! [`recovery`] tells a torn tail from damage in the middle;
 //! [`cursor`] stores group positions; [`group`] splits partitions between
 //! subscribers; [`publisher`] / [`subscriber`] connect it to the contract;
-//! [`lock`] keeps the folder to one process; [`config`] is the metadata.
+//! [`lock`] keeps the folder to one process; [`names`] turns topic and
+//! group names into folder names; [`config`] is the metadata.
 
 pub mod config;
 pub mod cursor;
@@ -16,10 +18,12 @@ pub mod error;
 pub mod group;
 pub mod lock;
 pub mod log;
+pub mod names;
 pub mod partition;
 pub mod publisher;
 pub mod reader;
 pub mod record;
+pub mod recovery;
 pub mod segment;
 pub mod subscriber;
 #[cfg(test)]
@@ -39,7 +43,7 @@ use self::group::Groups;
 use self::log::{Log, LogOptions};
 use self::publisher::Publisher;
 use self::subscriber::PartitionTask;
-use super::registry::{BuildContext, Factory, MetadataProblem, Validation};
+use super::registry::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
@@ -231,7 +235,7 @@ impl Factory for EmbeddedFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        EmbeddedConfig::parse(&spec.metadata).1
+        Validation::of(&EmbeddedConfig::parse(&spec.metadata))
     }
 
     async fn build(
@@ -239,11 +243,9 @@ impl Factory for EmbeddedFactory {
         spec: &ComponentSpec,
         ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
-        let (config, validation) = EmbeddedConfig::parse(&spec.metadata);
-        let config = config.map_err(|()| {
-            let all: Vec<String> = validation.errors.iter().map(describe).collect();
-            BrokerError::Rejected(all.join("; "))
-        })?;
+        let config = EmbeddedConfig::parse(&spec.metadata)
+            .map_err(|v| BrokerError::Rejected(v.describe_errors()))?
+            .config;
         let dir = config
             .data_dir
             .clone()
@@ -251,8 +253,4 @@ impl Factory for EmbeddedFactory {
         let broker = Embedded::open(dir, config).await?;
         Ok(Arc::new(broker))
     }
-}
-
-fn describe(p: &MetadataProblem) -> String {
-    format!("{}={:?}: {}", p.key, p.value, p.reason)
 }

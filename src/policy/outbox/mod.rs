@@ -1,4 +1,4 @@
-//! The durable publish outbox (DESIGN §7): a [`PubSub`] wrapper in front of
+//! The durable publish outbox (`docs/outbox.md`): a [`PubSub`] wrapper in front of
 //! a remote broker component. While the broker answers, publishes go
 //! straight through. When it is unreachable (a retriable error, or no
 //! confirm within [`OutboxConfig::direct_timeout`]), the event is appended

@@ -2,7 +2,9 @@
 //! replay, torn tails, retention, the folder lock, and a SIGKILL crash test.
 
 mod crash;
+mod faults;
 mod groups;
+mod props;
 mod reopen;
 mod storage;
 
