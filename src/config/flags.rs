@@ -330,7 +330,10 @@ mod tests {
         assert_eq!(defaults.app_api_token, None);
         assert_eq!(defaults.http_port, 3500);
         let parsed = parsed.expect("the environment's values parse");
-        assert_eq!(parsed.api_token.as_ref().map(|t| t.expose()), Some("from-the-shell"));
+        assert_eq!(
+            parsed.api_token.as_ref().map(|t| t.expose()),
+            Some("from-the-shell")
+        );
         assert_eq!(parsed.http_port, 4711);
     }
 }
