@@ -213,4 +213,26 @@ mod tests {
         let huge = "9".repeat(60);
         assert_eq!(parse_metadata(&huge), Err(DurationError::Overflow));
     }
+
+    proptest::proptest! {
+        /// Any text: an answer, never a panic, and never more than Go's
+        /// limit (the parser reads every duration in the YAML).
+        #[test]
+        fn any_text_answers_within_gos_limit(s in "[0-9.µμnumsh+ -]{0,40}|.{0,40}") {
+            for parsed in [parse(&s), parse_metadata(&s)] {
+                if let Ok(d) = parsed {
+                    proptest::prop_assert!(d.as_nanos() <= MAX_NANOS);
+                }
+            }
+        }
+
+        /// What Go would print for a whole number of units parses back to it.
+        #[test]
+        fn units_add_up(h in 0u64..1000, m in 0u64..60, sec in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{sec}s{ms}ms");
+            let want = Duration::from_millis(((h * 60 + m) * 60 + sec) * 1000 + ms);
+            proptest::prop_assert_eq!(parse(&text), Ok(want));
+            proptest::prop_assert_eq!(parse_metadata(&(h * 3600).to_string()), Ok(Duration::from_secs(h * 3600)));
+        }
+    }
 }
