@@ -59,7 +59,10 @@ pub fn scan(path: &Path, base: u64) -> Result<Scan, EmbeddedError> {
     let mut from = 0;
     loop {
         scan_run(&mut file, from, &mut out).map_err(|e| EmbeddedError::io("read", path, e))?;
-        if matches!(out.stopped, None | Some(FrameError::Incomplete)) {
+        // Even an incomplete frame is not always a torn tail: a damaged
+        // length field can point past the end of the file. Whole frames
+        // after it tell the two apart.
+        if out.stopped.is_none() {
             return Ok(out);
         }
         // Past the damage, and past where this run began, so a frame that
