@@ -20,16 +20,27 @@ if [[ -z "${SIDEBUS_BIN:-}" ]]; then
 fi
 mkdir -p "$LOGS"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Four distinct free ports, all bound at once: asking one at a time can get
+# the same port back twice once the first socket is closed.
+free_ports() {
+  python3 -c 'import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))'
+}
 
 passed=0; failed=0; failures=()
 # scenario NAME APP_PROTOCOL(none|http|grpc) COMMAND...
 scenario() {
   local name="$1" proto="$2"; shift 2
-  local http grpc metrics app log pid rc
-  http=$(free_port); grpc=$(free_port); metrics=$(free_port); app=$(free_port)
+  local http grpc metrics app log pid rc data
+  read -r http grpc metrics app < <(free_ports)
   log="$LOGS/$name.log"
-  local args=(--app-id "sdk-$name" --dapr-http-port "$http" --dapr-grpc-port "$grpc" --metrics-port "$metrics" --log-level warn)
+  # Each scenario starts from an empty embedded broker of its own, so no
+  # event of an earlier run (or scenario) can reach it.
+  data="$SCRATCH/data/$name"
+  rm -rf "$data"
+  local args=(--app-id "sdk-$name" --dapr-http-port "$http" --dapr-grpc-port "$grpc" --metrics-port "$metrics" --data-dir "$data" --log-level warn)
   [[ "$proto" != none ]] && args+=(--app-port "$app" --app-protocol "$proto")
   "$SIDEBUS_BIN" "${args[@]}" >"$log.sidebus" 2>&1 &
   pid=$!
