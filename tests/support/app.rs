@@ -169,6 +169,5 @@ impl Drop for TestApp {
 
 /// A port that was free a moment ago.
 pub async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
+    super::process::free_port_now()
 }

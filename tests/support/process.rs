@@ -47,8 +47,19 @@ pub fn clear_sidecar_env(cmd: &mut Command) {
 
 /// A port nobody listens on right now (synchronous, for command lines).
 pub fn free_port_now() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    // The OS may hand a just-closed port out again, so a test asking for
+    // several (HTTP, gRPC, metrics, app) could get one twice: every port
+    // given out in this process is remembered and never given again.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().expect("local addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running sidebus process; killed when dropped.
