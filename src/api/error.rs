@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::runtime::PublishError;
+
 /// ErrorInfo `domain` of every error.
 pub const ERROR_DOMAIN: &str = "dapr.io";
 
@@ -342,6 +344,70 @@ impl ApiError {
     }
 }
 
+impl From<PublishError> for ApiError {
+    /// The runtime's publish failures, each as the daprd error it answers.
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::NotConfigured => ApiError::PubsubNotConfigured,
+            PublishError::PubsubEmpty => ApiError::PubsubEmpty,
+            PublishError::PubsubNotFound(name) => ApiError::PubsubNotFound(name),
+            PublishError::TopicEmpty { pubsub } => ApiError::TopicEmpty { pubsub },
+            PublishError::Forbidden {
+                pubsub,
+                topic,
+                app_id,
+            } => ApiError::Forbidden {
+                pubsub,
+                topic,
+                app_id,
+            },
+            PublishError::BadMetadata {
+                pubsub,
+                topic,
+                key,
+                value,
+                reason,
+            } => ApiError::BadMetadata {
+                pubsub,
+                topic,
+                key,
+                value,
+                reason,
+            },
+            PublishError::CloudEvent {
+                pubsub,
+                topic,
+                error,
+            } => ApiError::CloudEvent {
+                pubsub,
+                topic,
+                error,
+            },
+            PublishError::BadBulkEvents(msg) => ApiError::BadBulkEvents(msg),
+            PublishError::Broker {
+                pubsub,
+                topic,
+                source,
+            } => ApiError::Publish {
+                pubsub,
+                topic,
+                error: source.to_string(),
+            },
+            PublishError::OutboxFull {
+                pubsub,
+                topic,
+                error,
+                retry_after_secs,
+            } => ApiError::OutboxFull {
+                pubsub,
+                topic,
+                error,
+                retry_after_secs,
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Not-ready answers are what probes and SDKs poll for during start-up;
@@ -433,6 +499,26 @@ mod tests {
         }
         assert_eq!(ApiError::PubsubNotConfigured.grpc_code(), 9);
         assert_eq!(ApiError::PubsubNotFound("x".into()).grpc_code(), 3);
+    }
+
+    #[test]
+    fn publish_errors_keep_daprd_message_and_code() {
+        let err = ApiError::from(PublishError::Broker {
+            pubsub: "ps".into(),
+            topic: "orders".into(),
+            source: crate::broker::BrokerError::Rejected("too big".into()),
+        });
+        assert_eq!(err.error_code(), "ERR_PUBSUB_PUBLISH_MESSAGE");
+        assert_eq!(
+            err.to_string(),
+            "error when publishing to topic orders in pubsub ps: rejected by broker: too big"
+        );
+        assert_eq!(
+            err.body()["details"][0]["metadata"]["error"],
+            "rejected by broker: too big"
+        );
+        let err = ApiError::from(PublishError::NotConfigured);
+        assert_eq!(err, ApiError::PubsubNotConfigured);
     }
 
     #[test]

@@ -4,17 +4,24 @@
 //! Where things live:
 //! - `manager.rs`: one dispatcher per subscription, subscribed on its
 //!   component (retried forever in the background), graceful shutdown
+//! - `source.rs`: the component a subscription reads from, as the runtime
+//!   hands it over (delivery never looks components up itself)
 //! - `dispatcher.rs`: single-event delivery (in-flight bound, lanes, retries)
+//! - `context.rs`: what one subscription's tasks share (spec, options,
+//!   channel, stop signals, counters)
 //! - `bulk.rs`: bulk-subscribe delivery (batches, one request per path)
 //! - `lanes.rs`: ordering modes (`key`, `partition`, `none`)
 //! - `retry.rs`: the default retry policy (capped exponential backoff)
-//! - `prepare.rs`: decode, expiry and routing of one broker message
-//! - `dead_letter.rs`: republishing to the dead-letter topic
+//! - `prepare.rs`: decode, expiry and routing of one broker message, and
+//!   settling what it refused
+//! - `dead_letter.rs`: republishing to the dead-letter topic (`give_up`)
 //! - `options.rs`: subscription metadata the dispatcher understands
 //! - `app_http.rs`: the HTTP app channel; `discovery.rs`: `GET /dapr/subscribe`
 //! - `app_grpc/`: the gRPC app channel (`AppCallback`) and
 //!   `ListTopicSubscriptions`; also builds the `TopicEventRequest` that
 //!   streaming subscriptions send
+//! - `app_stream.rs`: the streaming app channel (a client stream of
+//!   `SubscribeTopicEventsAlpha1` as the app)
 //!
 //! Semantics (DESIGN §6):
 //! - `submit` waits while the subscription has `maxInFlight` (default 256)
@@ -57,7 +64,9 @@
 
 pub mod app_grpc;
 mod app_http;
+mod app_stream;
 mod bulk;
+mod context;
 mod dead_letter;
 mod discovery;
 mod dispatcher;
@@ -66,6 +75,7 @@ mod manager;
 mod options;
 mod prepare;
 pub mod retry;
+mod source;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -74,9 +84,11 @@ use crate::broker::Metadata;
 
 pub use app_grpc::{discover_grpc, GrpcAppChannel};
 pub use app_http::HttpAppChannel;
+pub use app_stream::AppStream;
 pub use discovery::{discover_http, merge, parse_subscriptions};
 pub use manager::{DeliveryManager, SubscriptionStats};
 pub use options::{BadOption, SubscriptionOptions};
+pub use source::{DeadLetterError, Source};
 
 /// One event for the app, after decoding and routing.
 #[derive(Debug, Clone)]

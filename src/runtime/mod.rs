@@ -2,9 +2,12 @@
 //! subscriptions, readiness, and the shutdown signals. The API edges and the
 //! delivery layer read it; `main` builds it.
 
+mod component;
+mod error;
 pub mod publish;
 pub mod scopes;
 pub mod start;
+mod subscriber;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,50 +15,12 @@ use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::PubSub;
-use crate::config::model::{ComponentSpec, SubscriptionSpec};
+use crate::config::model::SubscriptionSpec;
 use crate::config::Settings;
+pub use component::ComponentHandle;
+pub use error::PublishError;
 pub use scopes::TopicScopes;
-
-/// One loaded pub/sub component.
-pub struct ComponentHandle {
-    /// Its resource.
-    pub spec: ComponentSpec,
-    /// The broker behind it.
-    pub pubsub: Arc<dyn PubSub>,
-    /// Topic rules for this app.
-    pub scopes: TopicScopes,
-}
-
-impl ComponentHandle {
-    /// Wraps a built component, reading its topic scopes for `app_id`.
-    pub fn new(spec: ComponentSpec, pubsub: Arc<dyn PubSub>, app_id: &str) -> Self {
-        let scopes = TopicScopes::from_metadata(&spec.metadata, app_id);
-        Self {
-            spec,
-            pubsub,
-            scopes,
-        }
-    }
-
-    /// The metadata value of `key` (case-insensitive, as daprd matches).
-    pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.spec
-            .metadata
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl std::fmt::Debug for ComponentHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComponentHandle")
-            .field("name", &self.spec.name)
-            .field("type", &self.spec.type_name)
-            .finish()
-    }
-}
+pub use subscriber::Subscriber;
 
 /// Readiness latches: outbound (components built) and app (channel up and
 /// subscriptions started).

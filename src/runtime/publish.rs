@@ -1,14 +1,15 @@
 //! The publish path shared by the HTTP and gRPC edges: daprd's request
 //! checks in daprd's order, the envelope, and the component call. Nothing
-//! here knows about a transport; failures are [`ApiError`]s the edges render.
+//! here knows about a transport; failures are [`PublishError`]s the edges
+//! render.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::error::PublishError;
 use super::{ComponentHandle, Runtime};
-use crate::api::error::ApiError;
 use crate::broker::{BrokerError, Feature, Metadata, PubSub, PublishReceipt, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
@@ -70,23 +71,27 @@ struct Target<'r> {
 impl Runtime {
     /// daprd's request checks, in daprd's order: any component at all, a
     /// pubsub name, a known pubsub, a topic, then the topic scopes.
-    fn check_target<'r>(&'r self, pubsub: &'r str, topic: &'r str) -> Result<Target<'r>, ApiError> {
+    fn check_target<'r>(
+        &'r self,
+        pubsub: &'r str,
+        topic: &'r str,
+    ) -> Result<Target<'r>, PublishError> {
         if self.components.is_empty() {
-            return Err(ApiError::PubsubNotConfigured);
+            return Err(PublishError::NotConfigured);
         }
         if pubsub.is_empty() {
-            return Err(ApiError::PubsubEmpty);
+            return Err(PublishError::PubsubEmpty);
         }
         let handle = self
             .component(pubsub)
-            .ok_or_else(|| ApiError::PubsubNotFound(pubsub.to_string()))?;
+            .ok_or_else(|| PublishError::PubsubNotFound(pubsub.to_string()))?;
         if topic.is_empty() {
-            return Err(ApiError::TopicEmpty {
+            return Err(PublishError::TopicEmpty {
                 pubsub: pubsub.to_string(),
             });
         }
         if !handle.scopes.may_publish(topic) {
-            return Err(ApiError::Forbidden {
+            return Err(PublishError::Forbidden {
                 pubsub: pubsub.to_string(),
                 topic: topic.to_string(),
                 app_id: self.app_id().to_string(),
@@ -108,7 +113,7 @@ impl Runtime {
         metadata: Metadata,
         traceparent: Option<&str>,
         tracestate: Option<&str>,
-    ) -> Result<PublishRequest, ApiError> {
+    ) -> Result<PublishRequest, PublishError> {
         let input = PublishInput {
             app_id: self.app_id(),
             pubsub_name: target.pubsub,
@@ -137,13 +142,13 @@ impl Runtime {
 
     /// Runs the request checks alone, so an edge can refuse a request
     /// before reading its body, as daprd does for bulk publish.
-    pub fn check_publish(&self, pubsub_name: &str, topic: &str) -> Result<(), ApiError> {
+    pub fn check_publish(&self, pubsub_name: &str, topic: &str) -> Result<(), PublishError> {
         self.check_target(pubsub_name, topic).map(|_| ())
     }
 
     /// Checks, wraps and publishes one event; returns once the broker has it
     /// or the component's outbox holds it durably (`buffered`).
-    pub async fn publish(&self, call: PublishCall<'_>) -> Result<PublishReceipt, ApiError> {
+    pub async fn publish(&self, call: PublishCall<'_>) -> Result<PublishReceipt, PublishError> {
         let target = self.check_target(call.pubsub_name, call.topic)?;
         let req = self.publish_request(
             &target,
@@ -161,19 +166,20 @@ impl Runtime {
             .await
             .map_err(|err| {
                 tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
+                let (pubsub, topic) = (target.pubsub.to_string(), target.topic.to_string());
                 match err {
                     BrokerError::OutboxFull {
                         retry_after_secs, ..
-                    } => ApiError::OutboxFull {
-                        pubsub: target.pubsub.to_string(),
-                        topic: target.topic.to_string(),
+                    } => PublishError::OutboxFull {
+                        pubsub,
+                        topic,
                         error: err.to_string(),
                         retry_after_secs,
                     },
-                    _ => ApiError::Publish {
-                        pubsub: target.pubsub.to_string(),
-                        topic: target.topic.to_string(),
-                        error: err.to_string(),
+                    source => PublishError::Broker {
+                        pubsub,
+                        topic,
+                        source,
                     },
                 }
             })?;
@@ -199,17 +205,17 @@ impl Runtime {
         entries: Vec<BulkEntry>,
         traceparent: Option<&str>,
         tracestate: Option<&str>,
-    ) -> Result<Vec<BulkFailure>, ApiError> {
+    ) -> Result<Vec<BulkFailure>, PublishError> {
         let target = self.check_target(pubsub_name, topic)?;
         let mut seen = HashSet::with_capacity(entries.len());
         for entry in &entries {
             if entry.entry_id.is_empty() {
-                return Err(ApiError::BadBulkEvents(
+                return Err(PublishError::BadBulkEvents(
                     "entryId is required for every entry".into(),
                 ));
             }
             if !seen.insert(entry.entry_id.as_str()) {
-                return Err(ApiError::BadBulkEvents(format!(
+                return Err(PublishError::BadBulkEvents(format!(
                     "entryId {} is duplicated",
                     entry.entry_id
                 )));
@@ -299,23 +305,23 @@ async fn publish_in_chunks(
     out
 }
 
-fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> ApiError {
+fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> PublishError {
     let pubsub = target.pubsub.to_string();
     let topic = target.topic.to_string();
     match err {
-        EnvelopeError::BadMetadata { key, value, reason } => ApiError::BadMetadata {
+        EnvelopeError::BadMetadata { key, value, reason } => PublishError::BadMetadata {
             pubsub,
             topic,
             key,
             value,
             reason,
         },
-        EnvelopeError::CloudEvent(error) => ApiError::CloudEvent {
+        EnvelopeError::CloudEvent(error) => PublishError::CloudEvent {
             pubsub,
             topic,
             error,
         },
-        EnvelopeError::BadBulkEvent(msg) => ApiError::BadBulkEvents(msg),
+        EnvelopeError::BadBulkEvent(msg) => PublishError::BadBulkEvents(msg),
     }
 }
 

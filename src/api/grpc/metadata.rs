@@ -3,12 +3,12 @@
 
 use tonic::{Request, Response};
 
-use super::proto::{
+use crate::api::metadata::{set_attribute, snapshot};
+use crate::config::model::{SubscriptionKind, SubscriptionSpec};
+use crate::proto::{
     AppConnectionProperties, GetMetadataResponse, PubsubSubscription, PubsubSubscriptionRule,
     PubsubSubscriptionRules, PubsubSubscriptionType, RegisteredComponents, SetMetadataRequest,
 };
-use crate::api::metadata::{set_attribute, snapshot};
-use crate::config::model::{SubscriptionKind, SubscriptionSpec};
 use crate::runtime::Runtime;
 
 /// gRPC metadata key that turns `Shutdown` into an immediate exit, as the
