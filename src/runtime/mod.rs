@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::model::SubscriptionSpec;
 use crate::config::Settings;
-pub use component::ComponentHandle;
+pub use component::{ComponentError, ComponentHandle, PublishReceipt};
 pub use error::PublishError;
 pub use scopes::TopicScopes;
 pub use subscriber::Subscriber;

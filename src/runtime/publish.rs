@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::component::{ComponentError, PublishReceipt};
 use super::error::PublishError;
 use super::{ComponentHandle, Runtime};
-use crate::broker::{BrokerError, Feature, Metadata, PubSub, PublishReceipt, PublishRequest};
+use crate::broker::{Feature, Metadata, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
 /// Most entries handed to a component without native bulk publish at once
@@ -159,24 +160,20 @@ impl Runtime {
             call.tracestate,
         )?;
         let size = req.data.len();
-        let receipt = target
-            .handle
-            .pubsub
-            .publish_with_receipt(req)
-            .await
-            .map_err(|err| {
+        let receipt = target.handle.publish(req).await.map_err(|err| {
                 tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
                 let (pubsub, topic) = (target.pubsub.to_string(), target.topic.to_string());
                 match err {
-                    BrokerError::OutboxFull {
-                        retry_after_secs, ..
+                    ComponentError::OutboxFull {
+                        reason,
+                        retry_after_secs,
                     } => PublishError::OutboxFull {
                         pubsub,
                         topic,
-                        error: err.to_string(),
+                        error: reason,
                         retry_after_secs,
                     },
-                    source => PublishError::Broker {
+                    ComponentError::Broker(source) => PublishError::Broker {
                         pubsub,
                         topic,
                         source,
@@ -248,7 +245,7 @@ impl Runtime {
         } else {
             BULK_FANOUT
         };
-        let results = publish_in_chunks(target.handle.pubsub.as_ref(), reqs, chunk).await;
+        let results = publish_in_chunks(target.handle, reqs, chunk).await;
         let failures: Vec<BulkFailure> = ids
             .into_iter()
             .zip(results)
@@ -278,7 +275,7 @@ impl Runtime {
 /// confirmed the rest, so they count as failed: a caller must never believe
 /// an unconfirmed event was accepted.
 async fn publish_in_chunks(
-    pubsub: &dyn PubSub,
+    component: &ComponentHandle,
     reqs: Vec<PublishRequest>,
     chunk: usize,
 ) -> Vec<Result<(), String>> {
@@ -287,7 +284,7 @@ async fn publish_in_chunks(
     while reqs.peek().is_some() {
         let batch: Vec<PublishRequest> = reqs.by_ref().take(chunk).collect();
         let len = batch.len();
-        let results = pubsub.publish_bulk(batch).await;
+        let results = component.publish_bulk(batch).await;
         if results.len() != len {
             tracing::error!(
                 expected = len,
@@ -332,7 +329,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::broker::{BrokerError, Handler, SubscribeRequest, Subscription};
+    use crate::broker::{BrokerError, Handler, PubSub, SubscribeRequest, Subscription};
+    use crate::config::model::ComponentSpec;
 
     /// Answers each batch with one result fewer than asked, failing
     /// requests whose data is `bad`.
@@ -385,8 +383,17 @@ mod tests {
 
     #[tokio::test]
     async fn missing_results_count_as_failures_per_chunk() {
+        let spec = ComponentSpec {
+            name: "short".into(),
+            type_name: "pubsub.short".into(),
+            version: "v1".into(),
+            metadata: Metadata::new(),
+            scopes: Vec::new(),
+            source: "<test>".into(),
+        };
+        let short = ComponentHandle::new(spec, Arc::new(ShortAnswers), "app");
         let reqs = vec![req("a"), req("bad"), req("c"), req("d"), req("e")];
-        let got = publish_in_chunks(&ShortAnswers, reqs, 2).await;
+        let got = publish_in_chunks(&short, reqs, 2).await;
         assert_eq!(got.len(), 5, "one result per request");
         assert_eq!(got[0], Ok(()));
         assert!(got[1].is_err(), "unanswered in chunk 1");
@@ -394,7 +401,7 @@ mod tests {
         assert!(got[3].is_err(), "unanswered in chunk 2");
         assert!(got[4].is_err(), "unanswered in chunk 3");
 
-        let got = publish_in_chunks(&ShortAnswers, vec![req("bad"), req("x")], 2).await;
+        let got = publish_in_chunks(&short, vec![req("bad"), req("x")], 2).await;
         assert_eq!(got[0], Err("rejected by broker: too big".to_string()));
     }
 }

@@ -87,8 +87,8 @@ pub async fn build_components(
                 // (DESIGN §3, §7); it opens its log and starts draining
                 // what a previous run left.
                 #[cfg(feature = "embedded")]
-                let pubsub = match crate::policy::outbox::wrap(outbox, pubsub).await {
-                    Ok(p) => p,
+                let outbox = match crate::policy::outbox::open(outbox, pubsub.clone()).await {
+                    Ok(o) => o,
                     Err(err) => {
                         eprintln!(
                             "sidebus: component {} outbox failed to open: {err}",
@@ -97,8 +97,11 @@ pub async fn build_components(
                         return Err(EXIT_FAILURE);
                     }
                 };
+                let handle = ComponentHandle::new(spec.clone(), pubsub, &settings.app_id);
+                #[cfg(feature = "embedded")]
+                let handle = handle.with_outbox(outbox);
                 tracing::info!(name = %spec.name, r#type = %spec.type_name, "Component ready.");
-                handles.push(ComponentHandle::new(spec.clone(), pubsub, &settings.app_id));
+                handles.push(handle);
             }
             Err(err) => {
                 eprintln!(
@@ -157,7 +160,7 @@ impl Delivery {
 /// nothing publishes any more.
 pub async fn close_components(rt: &Runtime) {
     for c in rt.components.values() {
-        if let Err(err) = c.pubsub.close().await {
+        if let Err(err) = c.close().await {
             tracing::warn!(name = %c.spec.name, error = %err, "Component did not close cleanly.");
         }
     }
