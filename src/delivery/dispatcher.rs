@@ -258,7 +258,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the deadline below is virtual and only passes once every
+    // task is idle, so a slow machine cannot fail the test.
+    #[tokio::test(start_paused = true)]
     async fn partition_ordering_serialises_per_partition() {
         let rec = Arc::new(Recorder {
             seen: Mutex::default(),
@@ -293,7 +295,7 @@ mod tests {
         assert!(pos("a1") < pos("a2") && pos("b1") < pos("b2"), "{all:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn submit_waits_at_the_in_flight_bound_and_abandons_on_stop() {
         let rec = Arc::new(Recorder {
             seen: Mutex::default(),
@@ -302,6 +304,8 @@ mod tests {
         let d = dispatcher(&[("maxInFlight", "2"), ("ordering", "none")], rec.clone());
         let a1 = d.submit(msg("1", 0)).await;
         let a2 = d.submit(msg("2", 0)).await;
+        // With paused time the clock only moves once every task is idle, so
+        // this timeout firing proves the submit is blocked, not just slow.
         let third = tokio::time::timeout(Duration::from_millis(50), d.submit(msg("3", 0))).await;
         assert!(third.is_err(), "third submit must wait for a free slot");
         rec.gate.add_permits(1);
