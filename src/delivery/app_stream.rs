@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::app_grpc::{map_status, topic_event_request};
-use super::{AppChannel, AppEvent, AppResult, BulkAppRequest};
+use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
 use crate::proto::{SubscribeTopicEventsRequestProcessedAlpha1, TopicEventRequest};
 
 /// One client stream as an [`AppChannel`]. `T` is what the stream's outbound

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::channel::{AppResult, BulkAppEntry, BulkAppRequest};
 use super::context::{Counters, SubContext};
 use super::dead_letter::{self, Reason};
-use super::{prepare, AppResult, BulkAppEntry, BulkAppRequest};
+use super::prepare;
 use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 /// One accepted event waiting for its batch.

@@ -8,9 +8,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::channel::AppChannel;
 use super::options::SubscriptionOptions;
 use super::source::Source;
-use super::AppChannel;
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{oneshot, Semaphore};
 
+use super::channel::{AppEvent, AppResult};
 use super::context::{Counters, SubContext};
 use super::dead_letter::{self, Reason};
 use super::lanes::{Lanes, Ordering};
 use super::prepare;
-use super::{AppEvent, AppResult};
 use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 /// The handler of one single-delivery subscription.
@@ -163,10 +163,9 @@ mod tests {
     use crate::broker::Metadata;
     use crate::broker::{BrokerError, PubSub, PublishRequest, SubscribeRequest, Subscription};
     use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
+    use crate::delivery::channel::{AppChannel, BulkAppRequest};
     use crate::delivery::options::SubscriptionOptions;
-    use crate::delivery::AppChannel;
-    use crate::delivery::BulkAppRequest;
-    use crate::delivery::{DeadLetterError, Source};
+    use crate::delivery::source::{DeadLetterError, Source};
     use crate::routing::Router;
 
     /// Records the order of deliveries; each waits until `gate` has a permit.

@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::bulk::BulkDispatcher;
+use super::channel::AppChannel;
 use super::context::{Counters, SubContext};
 use super::dispatcher::Dispatcher;
 use super::options::SubscriptionOptions;
 use super::retry::Backoff;
 use super::source::Source;
-use super::AppChannel;
 use crate::broker::{Handler, SubscribeRequest, Subscription};
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;

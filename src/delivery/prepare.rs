@@ -1,9 +1,9 @@
 //! From broker bytes to an [`AppEvent`]: decode the CloudEvent (or wrap a raw
 //! payload), check expiry, pick the route; and settle what was refused.
 
+use super::channel::AppEvent;
 use super::context::SubContext;
 use super::dead_letter::{self, Reason};
-use super::AppEvent;
 use crate::broker::{Outcome, ReceivedMessage};
 use crate::envelope;
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::component::ComponentHandle;
 use super::component::{ComponentError, PublishReceipt};
 use super::error::PublishError;
-use super::{ComponentHandle, Runtime};
+use super::state::Runtime;
 use crate::broker::{Feature, Metadata, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 

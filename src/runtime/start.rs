@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::{ComponentHandle, Runtime, Subscriber};
+use super::component::ComponentHandle;
+use super::state::Runtime;
+use super::subscriber::Subscriber;
 use crate::broker::registry::{BuildContext, Registry};
 use crate::config::flags::AppProtocol;
 use crate::config::model::Resources;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ComponentHandle, Runtime};
+use super::component::ComponentHandle;
+use super::state::Runtime;
 use crate::config::model::SubscriptionSpec;
 use crate::delivery::{AppChannel, DeliveryManager, SubscriptionStats};
 

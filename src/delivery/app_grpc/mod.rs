@@ -27,7 +27,7 @@ use tonic::{Code, Request};
 pub use discovery::{discover_grpc, to_spec};
 pub use request::{bulk_request, to_proto_value, topic_event_request, BULK_EVENT_TYPE};
 
-use super::{AppChannel, AppEvent, AppResult, BulkAppRequest};
+use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
 use crate::config::Settings;
 use crate::delivery::app_http::ATTEMPT_TIMEOUT;
 use crate::proto::app_callback_alpha_client::AppCallbackAlphaClient;

@@ -6,7 +6,7 @@
 use prost_types::value::Kind;
 use serde_json::Value;
 
-use super::super::{AppEvent, BulkAppRequest};
+use crate::delivery::channel::{AppEvent, BulkAppRequest};
 use crate::envelope::Event;
 use crate::proto::{
     topic_event_bulk_request_entry, TopicEventBulkRequest, TopicEventBulkRequestEntry,
