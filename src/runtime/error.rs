@@ -1,12 +1,10 @@
-//! What can go wrong on the publish path, in the runtime's own terms. The
-//! edges render it: `api/error.rs` maps each variant to daprd's wire error
-//! (status, `errorCode`, message, details), so nothing here knows a
+//! What can go wrong on the publish path, in the runtime's own terms, with
+//! daprd's messages. The edges render it: `api/error.rs` gives each variant
+//! daprd's wire error (status, `errorCode`, details), so nothing here knows a
 //! transport.
 
-use crate::broker::BrokerError;
-
 /// Why the runtime did not publish a request. `Display` is daprd's message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
     /// No pub/sub component is loaded at all.
     #[error("no pubsub is configured")]
@@ -62,14 +60,14 @@ pub enum PublishError {
     #[error("{0}")]
     BadBulkEvents(String),
     /// The component failed to publish.
-    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {source}")]
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
     Broker {
         /// Pub/sub component name.
         pubsub: String,
         /// Topic of the request.
         topic: String,
         /// The component's error.
-        source: BrokerError,
+        error: String,
     },
     /// The broker is unreachable and the component's publish outbox is at
     /// `outboxMaxBytes`: the event was not accepted.

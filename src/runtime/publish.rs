@@ -177,7 +177,7 @@ impl Runtime {
                     ComponentError::Broker(source) => PublishError::Broker {
                         pubsub,
                         topic,
-                        source,
+                        error: source.to_string(),
                     },
                 }
             })?;

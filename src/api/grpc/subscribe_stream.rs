@@ -42,7 +42,7 @@ use crate::proto::{
     SubscribeTopicEventsResponseAlpha1, SubscribeTopicEventsResponseInitialAlpha1,
     TopicEventRequest,
 };
-use crate::runtime::{Runtime, Subscriber};
+use crate::runtime::{PublishError, Runtime, Subscriber};
 
 /// One message of the response stream.
 type Outbound = Result<SubscribeTopicEventsResponseAlpha1, Status>;
@@ -74,18 +74,18 @@ fn spec_for(
     init: SubscribeTopicEventsRequestInitialAlpha1,
 ) -> Result<(SubscriptionSpec, SubscriptionOptions), Status> {
     if rt.components.is_empty() {
-        return Err(ApiError::PubsubNotConfigured.into());
+        return Err(ApiError::from(PublishError::NotConfigured).into());
     }
     if init.pubsub_name.is_empty() {
-        return Err(ApiError::PubsubEmpty.into());
+        return Err(ApiError::from(PublishError::PubsubEmpty).into());
     }
     let Some(component) = rt.component(&init.pubsub_name) else {
-        return Err(ApiError::PubsubNotFound(init.pubsub_name).into());
+        return Err(ApiError::from(PublishError::PubsubNotFound(init.pubsub_name)).into());
     };
     if init.topic.is_empty() {
-        return Err(ApiError::TopicEmpty {
+        return Err(ApiError::from(PublishError::TopicEmpty {
             pubsub: init.pubsub_name,
-        }
+        })
         .into());
     }
     if !component.scopes.may_subscribe(&init.topic) {
