@@ -17,11 +17,14 @@
 //! - `admin.rs`   liveness and readiness on the admin port
 //! - `sidecar.rs` the whole sidecar: the runtime with the API servers and the
 //!   admin port around it, in start-up and shutdown order (what `main` runs)
+//! - `backoff.rs` the one retry schedule (constant or exponential, jittered)
+//!   every retry loop uses; a leaf that imports nothing of this crate
 //! - `telemetry/` logging
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;
+pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod delivery;

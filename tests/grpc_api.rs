@@ -1,4 +1,4 @@
-//! The gRPC API (`dapr.proto.runtime.v1.Dapr`) against the contract, served
+//! The gRPC API (`dapr.proto.runtime.v1.Dapr`) against daprd's behaviour, served
 //! in process on an ephemeral port and called with a tonic client generated
 //! from our own protos.
 

@@ -1,5 +1,5 @@
-//! HTTP API tests against daprd's contract (`reference/dapr-pubsub-contract.md`
-//! §1): every route and error case, driven through `router(...)` with
+//! HTTP API tests against daprd's behaviour (`docs/http-api.md`): every route
+//! and error case, driven through `router(...)` with
 //! `tower::ServiceExt::oneshot`, on runtimes built over `pubsub.in-memory`.
 //! What reached the broker is read back by subscribing on the component
 //! itself with the conformance `Recorder`.

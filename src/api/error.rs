@@ -3,7 +3,7 @@
 //! JSON body daprd's `dapr/kit` errors render
 //! (`{"errorCode","message","details":[ErrorInfo, ResourceInfo]}`).
 //!
-//! Codes and reasons follow `reference/dapr-pubsub-contract.md` §1.1. Two
+//! Codes and reasons are daprd's (the HTTP table is in `docs/http-api.md`). Two
 //! codes are sidebus's own, because daprd has no JSON error for them:
 //! `ERR_BODY_TOO_LARGE` (413, body above `--max-body-size`) and
 //! `ERR_ROUTE_NOT_FOUND` (404, unknown route). A bad API token answers 401
@@ -41,6 +41,7 @@ mod grpc {
     pub const PERMISSION_DENIED: i32 = 7;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const FAILED_PRECONDITION: i32 = 9;
+    pub const UNIMPLEMENTED: i32 = 12;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;
     pub const UNAUTHENTICATED: i32 = 16;
@@ -83,6 +84,20 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// The route exists, but not for this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// An extended metadata attribute over its bounds (count, key or value size).
+    #[error("{0}")]
+    MetadataLimit(String),
+    /// The path or query could not be decoded (bad percent-encoding, …).
+    #[error("malformed request URL: {0}")]
+    MalformedUrl(String),
 }
 
 impl ApiError {
@@ -99,9 +114,12 @@ impl ApiError {
                 }
                 P::Forbidden { .. } => StatusCode::FORBIDDEN,
                 P::CloudEvent { .. } | P::Broker { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-                P::OutboxFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                P::OutboxFull { .. } | P::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
-            ApiError::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedRequest(_)
+            | ApiError::MalformedUrl(_)
+            | ApiError::MetadataLimit(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::HealthNotReady(_)
             | ApiError::OutboundNotReady(_)
@@ -126,6 +144,7 @@ impl ApiError {
                 P::Broker { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
                 P::BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
                 P::OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
+                P::Busy { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
             },
             ApiError::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
             ApiError::Unauthorized => "ERR_UNAUTHORIZED",
@@ -134,6 +153,9 @@ impl ApiError {
             ApiError::AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
             ApiError::MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
             ApiError::RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
+            ApiError::MetadataLimit(_) => "ERR_METADATA_LIMIT",
         }
     }
 
@@ -152,6 +174,7 @@ impl ApiError {
                 P::Broker { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
                 P::BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
                 P::OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
+                P::Busy { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
             },
             ApiError::BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
             ApiError::Unauthorized => "DAPR_API_TOKEN_INVALID",
@@ -160,6 +183,9 @@ impl ApiError {
             ApiError::AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
             ApiError::MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
             ApiError::RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
+            ApiError::MetadataLimit(_) => "DAPR_METADATA_LIMIT",
         }
     }
 
@@ -178,12 +204,16 @@ impl ApiError {
                 P::Forbidden { .. } => grpc::PERMISSION_DENIED,
                 P::Broker { .. } => grpc::INTERNAL,
                 P::OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
+                P::Busy { .. } => grpc::UNAVAILABLE,
             },
             ApiError::MalformedRequest(_) | ApiError::AppIdMismatch => grpc::INVALID_ARGUMENT,
             ApiError::BodyTooLarge { .. } => grpc::RESOURCE_EXHAUSTED,
             ApiError::Unauthorized => grpc::UNAUTHENTICATED,
             ApiError::HealthNotReady(_) | ApiError::OutboundNotReady(_) => grpc::UNAVAILABLE,
             ApiError::RouteNotFound { .. } => grpc::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
+            ApiError::MalformedUrl(_) => grpc::INVALID_ARGUMENT,
+            ApiError::MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
         }
     }
 
@@ -200,7 +230,8 @@ impl ApiError {
             | P::CloudEvent { pubsub, topic, .. }
             | P::Forbidden { pubsub, topic, .. }
             | P::Broker { pubsub, topic, .. }
-            | P::OutboxFull { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+            | P::OutboxFull { pubsub, topic, .. }
+            | P::Busy { pubsub, topic, .. } => Some((pubsub, Some(topic))),
             _ => None,
         }
     }
@@ -218,7 +249,10 @@ impl ApiError {
                 md.insert("pubsub".into(), name.clone());
             }
             ApiError::Publish(
-                P::Broker { error, .. } | P::CloudEvent { error, .. } | P::OutboxFull { error, .. },
+                P::Broker { error, .. }
+                | P::CloudEvent { error, .. }
+                | P::OutboxFull { error, .. }
+                | P::Busy { error, .. },
             ) => {
                 md.insert("error".into(), error.clone());
             }
@@ -301,9 +335,14 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = self.error_code(), error = %self, "API request refused.");
         }
         let retry_after = match &self {
-            ApiError::Publish(PublishError::OutboxFull {
-                retry_after_secs, ..
-            }) => Some(*retry_after_secs),
+            ApiError::Publish(
+                PublishError::OutboxFull {
+                    retry_after_secs, ..
+                }
+                | PublishError::Busy {
+                    retry_after_secs, ..
+                },
+            ) => Some(*retry_after_secs),
             _ => None,
         };
         let mut resp = (self.http_status(), axum::Json(self.body())).into_response();

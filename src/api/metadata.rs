@@ -5,8 +5,18 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::error::ApiError;
 use crate::config::model::SubscriptionSpec;
 use crate::runtime::Runtime;
+
+/// Most extended attributes (`PUT /v1.0/metadata/{key}`, `SetMetadata`)
+/// held at once: any caller may set them, and each one lives as long as
+/// the process.
+pub const MAX_ATTRIBUTES: usize = 128;
+/// Longest extended attribute key, in bytes.
+pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 256;
+/// Longest extended attribute value, in bytes.
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
 
 /// The daprd release whose API sidebus mirrors, reported as the extended
 /// attribute `daprRuntimeVersion` (tools compare it to pick API versions).
@@ -99,10 +109,56 @@ pub fn snapshot(rt: &Runtime) -> MetadataSnapshot {
 
 /// Sets the extended attribute `key` (`PUT /v1.0/metadata/{key}`,
 /// `SetMetadata`).
-pub fn set_attribute(rt: &Runtime, key: String, value: String) {
-    tracing::debug!(%key, "Extended metadata attribute set.");
-    rt.extended_metadata
+pub fn set_attribute(rt: &Runtime, key: String, value: String) -> Result<(), ApiError> {
+    if key.len() > MAX_ATTRIBUTE_KEY_BYTES || value.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+        return Err(ApiError::MetadataLimit(format!(
+            "an extended attribute's key may have at most {MAX_ATTRIBUTE_KEY_BYTES} bytes \
+             and its value {MAX_ATTRIBUTE_VALUE_BYTES} (got {} and {})",
+            key.len(),
+            value.len()
+        )));
+    }
+    let mut attrs = rt
+        .extended_metadata
         .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, value);
+        .unwrap_or_else(|e| e.into_inner());
+    if !attrs.contains_key(&key) && attrs.len() >= MAX_ATTRIBUTES {
+        return Err(ApiError::MetadataLimit(format!(
+            "at most {MAX_ATTRIBUTES} extended attributes may be set; \
+             {key:.64} would be one more"
+        )));
+    }
+    tracing::debug!(%key, "Extended metadata attribute set.");
+    attrs.insert(key, value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    /// Anyone who can reach the API may set attributes; each lives as long
+    /// as the process, so the map must not grow without bound.
+    #[test]
+    fn extended_attributes_are_bounded() {
+        let rt = Runtime::new(Settings::default(), Vec::new());
+        for i in 0..MAX_ATTRIBUTES {
+            set_attribute(&rt, format!("k{i}"), "v".into()).expect("within bounds");
+        }
+        let more = set_attribute(&rt, "one-more".into(), "v".into());
+        assert!(matches!(more, Err(ApiError::MetadataLimit(_))), "{more:?}");
+        set_attribute(&rt, "k0".into(), "replaced".into()).expect("replacing is not growing");
+        let long_key = set_attribute(&rt, "k".repeat(MAX_ATTRIBUTE_KEY_BYTES + 1), String::new());
+        assert!(matches!(long_key, Err(ApiError::MetadataLimit(_))));
+        let long_value = set_attribute(&rt, "k1".into(), "v".repeat(MAX_ATTRIBUTE_VALUE_BYTES + 1));
+        assert!(matches!(long_value, Err(ApiError::MetadataLimit(_))));
+        let attrs = rt
+            .extended_metadata
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        assert_eq!(attrs.len(), MAX_ATTRIBUTES);
+        assert_eq!(attrs.get("k0").map(String::as_str), Some("replaced"));
+        assert_eq!(ApiError::MetadataLimit(String::new()).http_status(), 400);
+    }
 }

@@ -176,6 +176,16 @@ pub enum BrokerError {
     /// The component has been closed.
     #[error("component is closed")]
     Closed,
+    /// The broker holds as much as it may for now (a bounded buffer is
+    /// full and stayed full for a bounded wait): nothing of the request
+    /// was accepted; the caller should retry after `retry_after_secs`.
+    #[error("broker is full: {reason}; retry after {retry_after_secs}s")]
+    Full {
+        /// What is full, with its bound.
+        reason: String,
+        /// Seconds a caller should wait before retrying.
+        retry_after_secs: u64,
+    },
 }
 
 impl BrokerError {

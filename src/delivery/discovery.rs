@@ -1,5 +1,5 @@
-//! Programmatic subscriptions over HTTP: `GET /dapr/subscribe` on the app
-//! (contract §1.3), and how they merge with declarative ones (§4).
+//! Programmatic subscriptions over HTTP: daprd's `GET /dapr/subscribe` on the
+//! app, and how they merge with declarative ones ([`merge`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -11,12 +11,16 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::app_http::{base_url, client};
-use super::retry::Backoff;
+use crate::backoff::Backoff;
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
 use crate::config::Settings;
 
 /// daprd's `DaprBuiltInInitializationRetries`: 500 ms exponential, 3 retries.
 const DISCOVERY_RETRIES: u32 = 3;
+/// Delays between discovery attempts (HTTP and gRPC): daprd's
+/// initialization retries, 500 ms doubling, not jittered.
+pub(crate) const DISCOVERY_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(500), Duration::from_secs(10)).with_jitter(0.0);
 /// How often to probe the app port while waiting for it.
 const PORT_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// Largest `/dapr/subscribe` answer read.
@@ -160,12 +164,6 @@ pub async fn discover_http(
     }
     let client = client();
     let url = format!("{}/dapr/subscribe", base_url(settings));
-    let backoff = Backoff {
-        initial: Duration::from_millis(500),
-        max: Duration::from_secs(10),
-        multiplier: 2.0,
-        jitter: 0.0,
-    };
     for retry in 0..=DISCOVERY_RETRIES {
         let mut req = Request::get(&url);
         req = req.header("dapr-app-id", &settings.app_id);
@@ -215,7 +213,7 @@ pub async fn discover_http(
         if retry < DISCOVERY_RETRIES {
             tokio::select! {
                 _ = cancel.cancelled() => return Vec::new(),
-                _ = tokio::time::sleep(backoff.delay(retry)) => {}
+                _ = tokio::time::sleep(DISCOVERY_BACKOFF.delay(retry)) => {}
             }
         }
     }

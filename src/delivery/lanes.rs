@@ -115,7 +115,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
+    use tokio::time::Instant;
+
+    // Paused time: sleeps and timeouts below complete as soon as every task
+    // is idle, in deadline order, so the tests are exact and take no time.
+
+    #[tokio::test(start_paused = true)]
     async fn same_key_runs_in_submit_order_and_lanes_are_cleaned_up() {
         let lanes = Lanes::default();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -125,8 +130,8 @@ mod tests {
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
                 slot.ready().await;
-                // Later members yield first: only the lane can keep order.
-                tokio::time::sleep(Duration::from_millis(u64::from(20 - i) / 4)).await;
+                // Later members would finish first: only the lane keeps order.
+                tokio::time::sleep(Duration::from_millis(u64::from(20 - i))).await;
                 log.lock().unwrap().push(i);
                 drop(slot);
             }));
@@ -138,20 +143,48 @@ mod tests {
         assert_eq!(lanes.active(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_member_starts_exactly_when_its_predecessor_finishes() {
+        let lanes = Lanes::default();
+        let start = Instant::now();
+        let mut first = lanes.join(Some("k".into()));
+        let mut second = lanes.join(Some("k".into()));
+        let mut other = lanes.join(Some("other".into()));
+        let holder = tokio::spawn(async move {
+            first.ready().await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(first);
+        });
+        other.ready().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "another key never waits");
+        tokio::time::timeout(Duration::from_secs(60), second.ready())
+            .await
+            .expect("runs once the first member is done");
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        holder.await.unwrap();
+        drop((second, other));
+        assert_eq!(lanes.active(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn different_keys_and_keyless_do_not_wait() {
         let lanes = Lanes::default();
-        let _a = lanes.join(Some("a".into()));
+        let a = lanes.join(Some("a".into()));
         let mut b = lanes.join(Some("b".into()));
         let mut none = lanes.join(None);
-        tokio::time::timeout(Duration::from_secs(1), async {
-            b.ready().await;
-            none.ready().await;
-        })
-        .await
-        .unwrap();
+        let start = Instant::now();
+        b.ready().await;
+        none.ready().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
         let mut a2 = lanes.join(Some("a".into()));
-        let blocked = tokio::time::timeout(Duration::from_millis(20), a2.ready()).await;
+        let mut a2_ready = std::pin::pin!(a2.ready());
+        let blocked = tokio::time::timeout(Duration::from_secs(3600), &mut a2_ready).await;
         assert!(blocked.is_err(), "second member of lane a must wait");
+        drop(a);
+        let waited = Instant::now();
+        tokio::time::timeout(Duration::from_secs(1), a2_ready)
+            .await
+            .expect("runs once the first member is done");
+        assert_eq!(waited.elapsed(), Duration::ZERO);
     }
 }

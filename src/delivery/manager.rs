@@ -13,11 +13,15 @@ use super::channel::AppChannel;
 use super::context::{Counters, SubContext};
 use super::dispatcher::Dispatcher;
 use super::options::SubscriptionOptions;
-use super::retry::Backoff;
 use super::source::Source;
+use crate::backoff::Backoff;
 use crate::broker::{Handler, SubscribeRequest, Subscription};
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;
+
+/// Delays between attempts to subscribe after a failed first one.
+const SUBSCRIBE_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(500), Duration::from_secs(30));
 
 /// A snapshot of one subscription's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,18 +221,13 @@ async fn subscribe_forever(
     running: Arc<Mutex<Vec<Subscription>>>,
     stop: CancellationToken,
 ) {
-    let backoff = Backoff {
-        initial: Duration::from_millis(500),
-        max: Duration::from_secs(30),
-        ..Backoff::default()
-    };
-    let mut retry = 0u32;
+    let mut delays = SUBSCRIBE_BACKOFF.start();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff.delay(retry)) => {}
+            _ = delays.wait() => {}
         }
-        retry = retry.saturating_add(1);
+        let retry = delays.retries();
         match source.subscribe(req.clone(), handler.clone()).await {
             Ok(sub) => {
                 let mut running = running.lock().await;

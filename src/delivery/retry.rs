@@ -1,72 +1,24 @@
-//! Capped exponential backoff with jitter, and the retry budget of one
-//! subscription.
+//! The retry budget and delay schedule of one subscription.
 //!
 //! The default policy (used when no Resiliency policy applies): the first
 //! retry waits 100 ms, each later one twice as long, each delay jittered by
 //! ±20% so many failing events do not retry in lock step, and no delay is
-//! longer than 10 s. `maxRetries` defaults to unlimited without a dead-letter
-//! topic (the event is never given up) and to 5 with one (so poison events
-//! reach the dead-letter topic in well under a minute).
+//! longer than 10 s ([`Backoff::DEFAULT`]). `maxRetries` defaults to
+//! unlimited without a dead-letter topic (the event is never given up) and
+//! to 5 with one (so poison events reach the dead-letter topic in well under
+//! a minute).
 
 use std::time::Duration;
 
-use rand::Rng;
-
+use crate::backoff::Backoff;
 use crate::broker::Metadata;
 
 /// Default first delay.
-pub const DEFAULT_INITIAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_INITIAL: Duration = Backoff::DEFAULT.initial;
 /// Default longest delay.
-pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX: Duration = Backoff::DEFAULT.max;
 /// Default retry budget when the subscription has a dead-letter topic.
 pub const DEFAULT_MAX_RETRIES_WITH_DLQ: u32 = 5;
-
-/// Capped exponential backoff: `initial × multiplier^n`, jittered, ≤ `max`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// Delay before the first retry.
-    pub initial: Duration,
-    /// Longest delay, jitter included.
-    pub max: Duration,
-    /// Growth factor per retry.
-    pub multiplier: f64,
-    /// Relative jitter: 0.2 spreads each delay over ±20%.
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: DEFAULT_INITIAL,
-            max: DEFAULT_MAX,
-            multiplier: 2.0,
-            jitter: 0.2,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `retry` (0 = first retry), without jitter.
-    pub fn base_delay(&self, retry: u32) -> Duration {
-        // Exponent clamped so the float cannot overflow; the cap wins long
-        // before 2^32 anyway.
-        let factor = self.multiplier.max(1.0).powi(retry.min(64) as i32);
-        let secs = (self.initial.as_secs_f64() * factor).min(self.max.as_secs_f64());
-        Duration::from_secs_f64(secs)
-    }
-
-    /// The delay before retry number `retry`, jittered and capped at `max`.
-    pub fn delay(&self, retry: u32) -> Duration {
-        let base = self.base_delay(retry).as_secs_f64();
-        let j = self.jitter.clamp(0.0, 1.0);
-        let spread = if j > 0.0 {
-            rand::rng().random_range(1.0 - j..=1.0 + j)
-        } else {
-            1.0
-        };
-        Duration::from_secs_f64((base * spread).min(self.max.as_secs_f64()))
-    }
-}
 
 /// How often and how patiently one subscription retries an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,28 +120,88 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn doubles_from_initial_and_caps() {
-        let b = Backoff::default();
-        assert_eq!(b.base_delay(0), Duration::from_millis(100));
-        assert_eq!(b.base_delay(1), Duration::from_millis(200));
-        assert_eq!(b.base_delay(3), Duration::from_millis(800));
-        assert_eq!(b.base_delay(20), Duration::from_secs(10));
-        assert_eq!(b.base_delay(u32::MAX), Duration::from_secs(10));
+    /// Runs the retry loop of `src/delivery/dispatcher.rs` against an app
+    /// that always asks to retry: while the policy allows, wait the delay,
+    /// try again. Returns when each retry happened, in paused time.
+    async fn retry_times(policy: &RetryPolicy) -> Vec<Duration> {
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        let mut retry = 0;
+        while policy.allows(retry) {
+            tokio::time::sleep(policy.backoff.delay(retry)).await;
+            retry += 1;
+            at.push(start.elapsed());
+        }
+        at
     }
 
-    #[test]
-    fn jitter_stays_within_twenty_percent_and_the_cap() {
-        let b = Backoff::default();
-        for retry in 0..40 {
-            let base = b.base_delay(retry).as_secs_f64();
-            let d = b.delay(retry).as_secs_f64();
+    #[tokio::test(start_paused = true)]
+    async fn retries_follow_the_metadata_schedule() {
+        let mut p = RetryPolicy::from_metadata(
+            &md(&[
+                ("maxRetries", "6"),
+                ("retryInitialInterval", "100ms"),
+                ("retryMaxInterval", "1s"),
+            ]),
+            false,
+        )
+        .unwrap();
+        p.backoff.jitter = 0.0;
+        let ms = Duration::from_millis;
+        assert_eq!(
+            retry_times(&p).await,
+            [100, 300, 700, 1500, 2500, 3500].map(ms)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jittered_retries_stay_within_twenty_percent_and_the_cap() {
+        let p = RetryPolicy::from_metadata(
+            &md(&[("maxRetries", "12"), ("retryMaxInterval", "2s")]),
+            false,
+        )
+        .unwrap();
+        let at = retry_times(&p).await;
+        assert_eq!(at.len(), 12);
+        let mut before = Duration::ZERO;
+        for (retry, at) in (0..).zip(at) {
+            let (gap, base) = (at - before, p.backoff.base_delay(retry));
+            // The timer rounds a deadline up to the next millisecond.
+            let most = base.mul_f64(1.2).min(Duration::from_secs(2)) + Duration::from_millis(1);
             assert!(
-                d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,
-                "{retry}: {d}"
+                gap >= base.mul_f64(0.8) && gap <= most,
+                "retry {retry}: waited {gap:?} for {base:?}"
             );
-            assert!(d <= 10.0 + 1e-9);
+            before = at;
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn default_budget_with_dead_letter_ends_within_seconds() {
+        let p = RetryPolicy::from_metadata(&Metadata::new(), true).unwrap();
+        let at = retry_times(&p).await;
+        assert_eq!(at.len(), 5);
+        // 100 + 200 + 400 + 800 + 1600 ms, ±20%.
+        let total = at[4];
+        assert!(
+            total >= Duration::from_millis(2480) && total <= Duration::from_millis(3725),
+            "{total:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_interval_below_initial_keeps_the_initial_delay() {
+        let mut p = RetryPolicy::from_metadata(
+            &md(&[
+                ("maxRetries", "3"),
+                ("retryInitialInterval", "2s"),
+                ("retryMaxInterval", "1s"),
+            ]),
+            false,
+        )
+        .unwrap();
+        p.backoff.jitter = 0.0;
+        assert_eq!(retry_times(&p).await, [2, 4, 6].map(Duration::from_secs));
     }
 
     #[test]

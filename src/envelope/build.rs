@@ -1,5 +1,5 @@
 //! Publish side: the envelope daprd's `NewCloudEvent` + `ApplyMetadata` would
-//! produce (contract §3), serialised with sorted keys like Go's map marshalling.
+//! produce, serialised with sorted keys like Go's map marshalling.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

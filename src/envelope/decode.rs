@@ -1,6 +1,6 @@
 //! Delivery side: the broker's bytes read back as a CloudEvent map, daprd's
 //! expiry check, and the CloudEvent daprd synthesizes for `rawPayload`
-//! subscriptions (contract §1.4, §3).
+//! subscriptions.
 
 use base64::Engine as _;
 use bytes::Bytes;

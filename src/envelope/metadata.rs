@@ -1,4 +1,4 @@
-//! The well-known publish metadata (contract §1.1), parsed once per request so
+//! The well-known publish metadata (`docs/http-api.md`), parsed once per request so
 //! every bad value is reported before anything is built.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,4 @@
-//! The CloudEvents 1.0 envelope, built and read exactly as daprd does
-//! (contract §3, DESIGN §4).
+//! The CloudEvents 1.0 envelope, built and read exactly as daprd does.
 //!
 //! - `build.rs`    publish side: a new envelope, or completion of an app's own CloudEvent
 //! - `metadata.rs` the well-known request metadata (`rawPayload`, TTL, partition key,

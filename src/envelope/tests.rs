@@ -1,4 +1,4 @@
-//! Publish-side rules of contract §3, one test per rule, checked on the bytes a
+//! Publish-side envelope rules (`build.rs`), one test per rule, checked on the bytes a
 //! component would receive.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,5 @@
 //! The outbound policy stack: what a component's publish goes through
-//! before the broker sees it (DESIGN §3).
+//! before the broker sees it. Today that is the durable outbox
+//! (`docs/outbox.md`).
 
 pub mod outbox;

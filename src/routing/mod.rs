@@ -1,4 +1,4 @@
-//! Content-based routing of delivered events (contract §4): a subscription's rules
+//! Content-based routing of delivered events, as daprd does it: a subscription's rules
 //! are CEL expressions over the variable `event` (the CloudEvent map), evaluated in
 //! order; the first true one names the app route. An empty `match` always matches,
 //! which is how the default route is expressed (it comes last).

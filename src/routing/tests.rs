@@ -1,4 +1,5 @@
-//! Routing rules as daprd evaluates them (contract §4).
+//! Routing rules as daprd evaluates them (`docs/delivery.md`, *Subscriptions
+//! and routing*).
 
 use super::*;
 use crate::envelope::decode;

@@ -69,6 +69,19 @@ pub enum PublishError {
         /// The component's error.
         error: String,
     },
+    /// The broker is full (a bounded buffer stayed full): nothing was
+    /// accepted; retry after `retry_after_secs`.
+    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
+    Busy {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// The broker's explanation.
+        error: String,
+        /// Seconds the caller should wait before retrying.
+        retry_after_secs: u64,
+    },
     /// The broker is unreachable and the component's publish outbox is at
     /// `outboxMaxBytes`: the event was not accepted.
     #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]

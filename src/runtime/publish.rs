@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::component::ComponentHandle;
-use super::component::{ComponentError, PublishReceipt};
+use super::component::{ComponentError, ComponentHandle, PublishReceipt};
 use super::error::PublishError;
 use super::state::Runtime;
-use crate::broker::{Feature, Metadata, PublishRequest};
+use crate::broker::{BrokerError, Feature, Metadata, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
 /// Most entries handed to a component without native bulk publish at once
@@ -174,10 +173,20 @@ impl Runtime {
                         error: reason,
                         retry_after_secs,
                     },
-                    ComponentError::Broker(source) => PublishError::Broker {
-                        pubsub,
-                        topic,
-                        error: source.to_string(),
+                    ComponentError::Broker(source) => match source {
+                        BrokerError::Full {
+                            retry_after_secs, ..
+                        } => PublishError::Busy {
+                            pubsub,
+                            topic,
+                            error: source.to_string(),
+                            retry_after_secs,
+                        },
+                        _ => PublishError::Broker {
+                            pubsub,
+                            topic,
+                            error: source.to_string(),
+                        },
                     },
                 }
             })?;

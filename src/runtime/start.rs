@@ -85,8 +85,8 @@ pub async fn build_components(
         };
         match factory.build(spec, &ctx).await {
             Ok(pubsub) => {
-                // The outbox sits in front of the component's publish
-                // (DESIGN §3, §7); it opens its log and starts draining
+                // The outbox sits in front of the component's publish (see
+                // docs/outbox.md); it opens its log and starts draining
                 // what a previous run left.
                 #[cfg(feature = "embedded")]
                 let outbox = match crate::policy::outbox::open(outbox, pubsub.clone()).await {

@@ -1,5 +1,5 @@
 //! `POST|PUT /v1.0/publish/...`: envelopes that reach the broker, and every
-//! error case of contract §1.1.
+//! error case of the publish route (`docs/http-api.md`).
 
 use std::sync::Arc;
 

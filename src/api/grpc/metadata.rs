@@ -3,6 +3,7 @@
 
 use tonic::{Request, Response};
 
+use crate::api::error::ApiError;
 use crate::api::metadata::{set_attribute, snapshot};
 use crate::config::model::{SubscriptionKind, SubscriptionSpec};
 use crate::proto::{
@@ -70,8 +71,8 @@ pub(super) fn get_metadata(rt: &Runtime) -> GetMetadataResponse {
 }
 
 /// `SetMetadata`.
-pub(super) fn set_metadata(rt: &Runtime, req: SetMetadataRequest) {
-    set_attribute(rt, req.key, req.value);
+pub(super) fn set_metadata(rt: &Runtime, req: SetMetadataRequest) -> Result<(), ApiError> {
+    set_attribute(rt, req.key, req.value)
 }
 
 /// `Shutdown`: graceful unless `dapr-force-shutdown: true` is in the call's

@@ -96,7 +96,7 @@ impl Dapr for DaprApi {
         &self,
         request: Request<SetMetadataRequest>,
     ) -> Result<Response<()>, Status> {
-        metadata::set_metadata(&self.rt, request.into_inner());
+        metadata::set_metadata(&self.rt, request.into_inner())?;
         Ok(Response::new(()))
     }
 

@@ -1,5 +1,5 @@
 //! `SubscribeTopicEventsAlpha1`: a subscription whose app is the gRPC
-//! stream itself (contract §2.3).
+//! stream itself (`docs/grpc.md`, *Streaming subscriptions*).
 //!
 //! The client's first message must be `initial_request` (pubsub and topic
 //! required). The sidecar registers a STREAMING subscription (one rule, path

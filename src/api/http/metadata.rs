@@ -112,6 +112,6 @@ pub(super) async fn put_metadata(
 ) -> Result<StatusCode, ApiError> {
     let value = read_body(body, rt.settings.max_body_size).await?;
     let value = String::from_utf8_lossy(&value).into_owned();
-    set_attribute(&rt, key, value);
+    set_attribute(&rt, key, value)?;
     Ok(StatusCode::NO_CONTENT)
 }

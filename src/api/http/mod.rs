@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -49,6 +51,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/v1.0/shutdown", post(shutdown::shutdown))
         .fallback(any(not_found))
         .layer(middleware::from_fn_with_state(runtime.clone(), check_token))
+        .layer(middleware::from_fn(json_errors))
         .with_state(runtime)
 }
 
@@ -141,6 +144,39 @@ pub(crate) fn split_pubsub_topic(rest: &str) -> (&str, &str) {
     rest.split_once('/').unwrap_or((rest, ""))
 }
 
+/// Every error the API returns carries daprd's JSON body with an
+/// `errorCode`. axum answers a few requests itself, as plain text or with no
+/// body at all: a known route called with another method (405), a path or
+/// query it cannot decode (400). Those are rendered again here; the `Allow`
+/// header of a 405 is kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let err = if status == StatusCode::METHOD_NOT_ALLOWED {
+        ApiError::MethodNotAllowed { method, path }
+    } else {
+        // axum's rejection text says what could not be decoded; it is
+        // short, but bound it anyway.
+        let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+        ApiError::MalformedUrl(String::from_utf8_lossy(&text).into_owned())
+    };
+    let mut out = err.into_response();
+    if let Some(allow) = parts.headers.get(ALLOW) {
+        out.headers_mut().insert(ALLOW, allow.clone());
+    }
+    out
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::RouteNotFound {
         method: req.method().to_string(),
@@ -158,6 +194,50 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret1"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    /// Sends `method path` to the real router and returns status, headers
+    /// and the JSON body (panics when the body is not JSON).
+    async fn call(
+        method: &str,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        use tower::ServiceExt;
+        let rt = Arc::new(Runtime::new(crate::config::Settings::default(), Vec::new()));
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router(rt).oneshot(req).await.expect("infallible");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {bytes:?}"));
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_gets_405_with_daprds_error_body() {
+        for (method, path) in [
+            ("GET", "/v1.0/publish/pubsub/orders"),
+            ("DELETE", "/v1.0/healthz"),
+            ("POST", "/v1.0/metadata"),
+        ] {
+            let (status, headers, body) = call(method, path).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(body["errorCode"], "ERR_METHOD_NOT_ALLOWED", "{body}");
+            assert!(body["message"].as_str().is_some_and(|m| m.contains(method)));
+            assert!(headers.get(ALLOW).is_some(), "Allow kept: {headers:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_path_gets_400_with_daprds_error_body() {
+        // %FF decodes to a byte that is not UTF-8: the path extractor refuses it.
+        let (status, _, body) = call("PUT", "/v1.0/metadata/%FF").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["errorCode"], "ERR_MALFORMED_REQUEST", "{body}");
     }
 
     #[test]

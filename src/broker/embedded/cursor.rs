@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::error::EmbeddedError;
-use super::segment::sync_dir;
+use super::segment::{create_dir_durable, sync_dir};
 
 const PREFIX: &str = "sidebus-cursor v1 ";
 
@@ -32,7 +32,7 @@ pub fn load(path: &Path) -> Result<Option<u64>, EmbeddedError> {
 /// Durably replaces the cursor at `path` with `next`.
 pub fn store(path: &Path, next: u64) -> Result<(), EmbeddedError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create", dir, e))?;
+    create_dir_durable(dir)?;
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(|e| EmbeddedError::io("create", &tmp, e))?;
     f.write_all(format!("{PREFIX}{next}\n").as_bytes())

@@ -19,7 +19,7 @@ impl DirLock {
     /// Takes the lock on `dir`, creating the folder if needed. Fails with
     /// [`EmbeddedError::Locked`] naming the holder when someone else has it.
     pub fn acquire(dir: &Path) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create", dir, e))?;
+        super::segment::create_dir_durable(dir)?;
         let path = dir.join("LOCK");
         let mut file = OpenOptions::new()
             .read(true)

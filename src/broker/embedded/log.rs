@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::EmbeddedError;
 use super::lock::DirLock;
+use super::names;
 use super::partition::Partition;
 use super::record::{self, NewRecord};
+use super::segment;
 
 /// Appends waiting for the writer before `append` callers wait themselves.
 const QUEUE_CAPACITY: usize = 8192;
@@ -76,14 +78,13 @@ impl Log {
     pub fn open(dir: &Path, opts: LogOptions) -> Result<Self, EmbeddedError> {
         let lock = DirLock::acquire(dir)?;
         let topics_dir = dir.join("topics");
-        std::fs::create_dir_all(&topics_dir)
-            .map_err(|e| EmbeddedError::io("create", &topics_dir, e))?;
+        segment::create_dir_durable(&topics_dir)?;
         let mut topics = HashMap::new();
         let entries = std::fs::read_dir(&topics_dir)
             .map_err(|e| EmbeddedError::io("list", &topics_dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| EmbeddedError::io("list", &topics_dir, e))?;
-            let Some(name) = entry.file_name().to_str().and_then(decode_name) else {
+            let Some(name) = names::read_dir_name(&entry.path())? else {
                 continue;
             };
             let topic = open_topic(&entry.path(), &name, None)?;
@@ -136,7 +137,8 @@ impl Log {
         }
         // Creating a topic is a few mkdirs and empty files, once per topic;
         // holding the map lock makes concurrent first publishes agree.
-        let dir = self.dir.join("topics").join(encode_name(name));
+        let dir = self.dir.join("topics").join(names::encode(name));
+        names::write_long_name(&dir, name)?;
         let topic = Arc::new(open_topic(&dir, name, Some(self.opts.partitions))?);
         topics.insert(name.to_string(), topic.clone());
         Ok(topic)
@@ -183,8 +185,8 @@ impl Log {
     pub fn cursor_path(&self, topic: &str, group: &str, partition: usize) -> PathBuf {
         self.dir
             .join("groups")
-            .join(encode_name(topic))
-            .join(encode_name(group))
+            .join(names::encode(topic))
+            .join(names::encode(group))
             .join(format!("{partition}.cursor"))
     }
 
@@ -325,56 +327,6 @@ fn write_loop(mut rx: mpsc::Receiver<AppendReq>, segment_bytes: u64, stats: &Log
                 // The caller may have given up waiting; the record stays.
                 let _ = req.done.send(res);
             }
-        }
-    }
-}
-
-/// Percent-encodes a topic or group name into one safe path component.
-pub fn encode_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for (i, b) in name.bytes().enumerate() {
-        let safe = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
-        if safe {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.is_empty() {
-        out.push('%');
-    }
-    out
-}
-
-/// Reverses [`encode_name`]; `None` for names it cannot have produced.
-pub fn decode_name(enc: &str) -> Option<String> {
-    if enc == "%" {
-        return Some(String::new());
-    }
-    let bytes = enc.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = enc.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_round_trip() {
-        for n in ["orders", "a/b/c", ".hidden", "ünï", "", "x%y"] {
-            let enc = super::encode_name(n);
-            assert!(!enc.contains('/') && enc != "." && enc != "..", "{enc}");
-            assert_eq!(super::decode_name(&enc).as_deref(), Some(n));
         }
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! Map: [`log`] (topics, writer thread, group commit) → [`partition`] →
 //! [`segment`] files of [`record`] frames; [`reader`] reads them back;
+//! [`recovery`] tells a torn tail from damage in the middle;
 //! [`cursor`] stores group positions; [`group`] splits partitions between
 //! subscribers; [`publisher`] / [`subscriber`] connect it to the contract;
-//! [`lock`] keeps the folder to one process; [`config`] is the metadata.
+//! [`lock`] keeps the folder to one process; [`names`] turns topic and
+//! group names into folder names; [`config`] is the metadata.
 
 pub mod config;
 pub mod cursor;
@@ -16,10 +18,12 @@ pub mod error;
 pub mod group;
 pub mod lock;
 pub mod log;
+pub mod names;
 pub mod partition;
 pub mod publisher;
 pub mod reader;
 pub mod record;
+pub mod recovery;
 pub mod segment;
 pub mod subscriber;
 #[cfg(test)]

@@ -4,12 +4,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
 
 use super::error::EmbeddedError;
 use super::record::{self, NewRecord};
+use super::recovery;
 use super::segment::{self, SegmentMeta};
 
 /// Offsets and segments readers may use. Everything below `end` is durable.
@@ -47,12 +49,13 @@ pub struct Partition {
     shared: Mutex<Snapshot>,
     durable: watch::Sender<u64>,
     writer: Mutex<Writer>,
+    damaged: AtomicU64,
 }
 
 impl Partition {
     /// Opens (or creates) the partition in `dir`, cutting a torn tail.
     pub fn open(dir: &Path) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create", dir, e))?;
+        segment::create_dir_durable(dir)?;
         let mut found = segment::list(dir)?;
         if found.is_empty() {
             let p = segment::path(dir, 0);
@@ -65,7 +68,7 @@ impl Partition {
         let mut tail = None;
         for (i, (base, path)) in found.into_iter().enumerate() {
             if i == last {
-                let scan = segment::recover(&path, base)?;
+                let scan = recovery::recover(&path, base)?;
                 segments.push(SegmentMeta {
                     base,
                     path,
@@ -115,6 +118,7 @@ impl Partition {
             durable: watch::Sender::new(snap.end),
             shared: Mutex::new(snap),
             writer: Mutex::new(writer),
+            damaged: AtomicU64::new(0),
         })
     }
 
@@ -130,6 +134,18 @@ impl Partition {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Records readers had to step over because their bytes were damaged
+    /// (a record skipped by two groups' readers counts twice; damage found
+    /// when the partition opened is logged then, and counted when read).
+    pub fn damaged_records(&self) -> u64 {
+        self.damaged.load(Ordering::Relaxed)
+    }
+
+    /// Counts records a reader had to step over.
+    pub(super) fn note_damaged(&self, records: u64) {
+        self.damaged.fetch_add(records, Ordering::Relaxed);
     }
 
     /// Watches the durable end offset.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::error::EmbeddedError;
 use super::partition::{Partition, Snapshot};
 use super::record::StoredRecord;
+use super::recovery;
 use super::segment::{self, SegmentMeta};
 
 /// A cursor over one partition.
@@ -88,26 +89,53 @@ impl PartitionReader {
                     out.push(rec);
                 }
                 Err(err) => {
-                    // Sealed segments were synced before the next one began,
-                    // so this is media damage: skip the rest of the segment
-                    // rather than stall the partition forever.
-                    tracing::error!(segment = %seg.path.display(), position = open.pos, error = %err, "Corrupt record in a sealed segment; skipping the rest of it.");
-                    match next_base(&snap, open.base) {
-                        Some(b) => {
-                            self.next = b;
-                            self.open = None;
+                    let pos = open.pos;
+                    let (at, to) = self.step_over_damage(&snap, &seg, pos)?;
+                    tracing::error!(
+                        segment = %seg.path.display(),
+                        position = pos,
+                        lost_offsets = %format_args!("{}..{to}", self.next),
+                        error = %err,
+                        "Damaged record in the log; stepping over it to the next whole record."
+                    );
+                    self.part.note_damaged(to.saturating_sub(self.next));
+                    self.next = self.next.max(to);
+                    match at {
+                        Some(pos) => {
+                            if let Some(open) = self.open.as_mut() {
+                                open.pos = pos;
+                            }
                         }
-                        None => {
-                            return Err(EmbeddedError::Corrupt {
-                                path: seg.path.clone(),
-                                reason: err.to_string(),
-                            })
-                        }
+                        None => self.open = None,
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Where reading resumes after a damaged frame at `pos` of `seg`: the
+    /// next whole frame of the segment (its position and offset), else the
+    /// next segment (`None`, its base), else — in the active segment, whose
+    /// durable bytes end here — the durable end, read on from `seg.size`.
+    /// Every record in between was acknowledged and is lost to the damage;
+    /// stalling the partition forever would lose all the records after it.
+    fn step_over_damage(
+        &self,
+        snap: &Snapshot,
+        seg: &SegmentMeta,
+        pos: u64,
+    ) -> Result<(Option<u64>, u64), EmbeddedError> {
+        let Some(open) = self.open.as_ref() else {
+            return Ok((None, self.next));
+        };
+        let found = recovery::resync(&open.file, pos + 1, seg.size, self.next)
+            .map_err(|e| EmbeddedError::io("read", &seg.path, e))?;
+        Ok(match (found, next_base(snap, open.base)) {
+            (Some((at, offset)), _) => (Some(at), offset),
+            (None, Some(base)) => (None, base),
+            (None, None) => (Some(seg.size), snap.end),
+        })
     }
 
     /// Opens the segment holding `self.next` if none is open; returns its meta.

@@ -22,6 +22,7 @@ use super::log::Log;
 use super::partition::Partition;
 use super::reader::{offset_for_time, PartitionReader};
 use super::record::StoredRecord;
+use crate::backoff::Backoff;
 use crate::broker::{Handler, Outcome, ReceivedMessage};
 
 /// Most events of one partition between the committed cursor and the
@@ -35,8 +36,10 @@ const FETCH_BYTES: usize = 4 << 20;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a stopping partition waits for in-flight outcomes.
 const SETTLE_GRACE: Duration = Duration::from_secs(2);
-/// Longest pause before a retried event is delivered again.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Pause before a retried event is delivered again: 100 ms doubling per
+/// redelivery, at most 5 s.
+const RETRY_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.0);
 /// Pause after a failed read or cursor write before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -366,9 +369,9 @@ impl Consumer {
         match res {
             Ok(outcome) if outcome.is_ack() => {}
             Ok(_) => {
+                let due = Instant::now() + RETRY_BACKOFF.delay(msg.redeliveries);
                 let mut again = msg;
                 again.redeliveries += 1;
-                let due = Instant::now() + retry_delay(again.redeliveries);
                 *state = State::Retrying;
                 self.retries.insert(off, (due, again));
             }
@@ -377,11 +380,6 @@ impl Consumer {
             Err(_) => *state = State::Abandoned,
         }
     }
-}
-
-fn retry_delay(redeliveries: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << redeliveries.saturating_sub(1).min(16));
-    Duration::from_millis(ms).min(MAX_RETRY_DELAY)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

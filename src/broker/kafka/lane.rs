@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::binding;
 use super::state::{PartKey, Shared};
+use crate::backoff::Backoff;
 use crate::broker::{Ack, Handler, Metadata, ReceivedMessage};
 
 /// Everything a lane worker needs.
@@ -80,11 +81,9 @@ impl Lane {
                 }
                 Ok(_) => {
                     self.shared.end_unfinished(&self.key, self.epoch);
-                    let delay = backoff(
-                        self.shared.cfg.retry_interval,
-                        self.shared.cfg.retry_max_interval,
-                        msg.redeliveries,
-                    );
+                    let cfg = &self.shared.cfg;
+                    let delay = redelivery_backoff(cfg.retry_interval, cfg.retry_max_interval)
+                        .delay(msg.redeliveries);
                     tracing::debug!(topic = %self.key.0, partition = self.key.1, offset, ?delay, "Event will be redelivered.");
                     tokio::select! {
                         biased;
@@ -109,10 +108,10 @@ impl Lane {
     }
 }
 
-/// Redelivery delay: `first` doubled per earlier redelivery, capped at `max`.
-pub fn backoff(first: Duration, max: Duration, redeliveries: u32) -> Duration {
-    let factor = 1u32.checked_shl(redeliveries.min(20)).unwrap_or(u32::MAX);
-    first.saturating_mul(factor).min(max)
+/// Redelivery delays (`consumeRetryInterval`, `consumeRetryMaxInterval`):
+/// `first` doubled per earlier redelivery, capped at `max`, not jittered.
+pub fn redelivery_backoff(first: Duration, max: Duration) -> Backoff {
+    Backoff::exponential(first, max).with_jitter(0.0)
 }
 
 /// Converts a record into what the delivery layer receives: structured
@@ -162,10 +161,11 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let (f, m) = (Duration::from_millis(100), Duration::from_secs(1));
-        assert_eq!(backoff(f, m, 0), Duration::from_millis(100));
-        assert_eq!(backoff(f, m, 1), Duration::from_millis(200));
-        assert_eq!(backoff(f, m, 3), Duration::from_millis(800));
-        assert_eq!(backoff(f, m, 4), m);
-        assert_eq!(backoff(f, m, u32::MAX), m);
+        let b = redelivery_backoff(f, m);
+        assert_eq!(b.delay(0), Duration::from_millis(100));
+        assert_eq!(b.delay(1), Duration::from_millis(200));
+        assert_eq!(b.delay(3), Duration::from_millis(800));
+        assert_eq!(b.delay(4), m);
+        assert_eq!(b.delay(u32::MAX), m);
     }
 }

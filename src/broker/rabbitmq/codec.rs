@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
 use serde_json::{Map, Value};
 
@@ -26,11 +26,31 @@ const INTERPRETED: &[&str] = &["routingKey", "ttlInSeconds", "priority"];
 /// what we write) and `cloudEvents:` (the binding's original spelling).
 const CE_PREFIXES: &[&str] = &["cloudEvents_", "cloudEvents:"];
 
+/// Longest per-message TTL RabbitMQ accepts, in milliseconds (its expiry
+/// timer limit, 2^32 - 1): a larger `expiration` makes the broker close the
+/// channel instead of refusing the one message.
+pub const MAX_TTL_MS: u64 = u32::MAX as u64;
+
+/// An AMQP short string (exchange, queue, routing key, header name, content
+/// type): at most 255 bytes. lapin's `From` conversions panic on longer
+/// input, and these values come from requests, so every one is checked
+/// here and refused with a reason instead.
+pub fn short(value: &str, what: &str) -> Result<ShortString, BrokerError> {
+    ShortString::try_new(value).map_err(|_| {
+        BrokerError::Rejected(format!(
+            "{what} is {} bytes; RabbitMQ allows at most 255",
+            value.len()
+        ))
+    })
+}
+
 /// A publish request turned into AMQP terms.
 #[derive(Debug)]
 pub struct Outgoing {
+    /// The exchange: the topic.
+    pub exchange: ShortString,
     /// Routing key (`routingKey` metadata, else the component default).
-    pub routing_key: String,
+    pub routing_key: ShortString,
     /// Properties and headers.
     pub properties: BasicProperties,
     /// Body bytes.
@@ -49,7 +69,8 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
     let mut headers = FieldTable::default();
     for (k, v) in &req.metadata {
         if !INTERPRETED.iter().any(|i| i.eq_ignore_ascii_case(k)) {
-            headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+            let name = short(k, &format!("metadata key {:.40}…", k))?;
+            headers.insert(name, AMQPValue::LongString(v.as_str().into()));
         }
     }
     if let Some(key) = &req.key {
@@ -62,7 +83,7 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
     let mut body = req.data.to_vec();
     if cfg.content_mode == ContentMode::Binary && is_cloudevent_json(&req.content_type) {
         if let Ok(Value::Object(ce)) = serde_json::from_slice::<Value>(&req.data) {
-            let (ct, data) = to_binary(ce, &mut headers);
+            let (ct, data) = to_binary(ce, &mut headers)?;
             content_type = ct;
             body = data;
         }
@@ -72,7 +93,7 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
         .with_delivery_mode(cfg.delivery_mode)
         .with_message_id(uuid::Uuid::new_v4().simple().to_string().into());
     if !content_type.is_empty() {
-        props = props.with_content_type(content_type.into());
+        props = props.with_content_type(short(&content_type, "the content type")?);
     }
     let ttl = match meta(&req.metadata, "ttlInSeconds") {
         Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
@@ -83,7 +104,17 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
         None => cfg.ttl.map(|d| d.as_secs().max(1)),
     };
     if let Some(secs) = ttl {
-        props = props.with_expiration(secs.saturating_mul(1000).to_string().into());
+        let ms = secs
+            .checked_mul(1000)
+            .filter(|ms| *ms <= MAX_TTL_MS)
+            .ok_or_else(|| {
+                BrokerError::Rejected(format!(
+                    "ttlInSeconds {secs} is more than RabbitMQ accepts ({} seconds)",
+                    MAX_TTL_MS / 1000
+                ))
+            })?;
+        // A decimal number of at most 10 digits: always a valid short string.
+        props = props.with_expiration(ms.to_string().into());
     }
     if let Some(raw) = meta(&req.metadata, "priority") {
         let p = raw
@@ -91,11 +122,10 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
             .map_err(|_| BrokerError::Rejected(format!("priority {raw:?} is not 0–255")))?;
         props = props.with_priority(p);
     }
-    let routing_key = meta(&req.metadata, "routingKey")
-        .unwrap_or(&cfg.routing_key)
-        .to_string();
+    let routing_key = meta(&req.metadata, "routingKey").unwrap_or(&cfg.routing_key);
     Ok(Outgoing {
-        routing_key,
+        exchange: short(&req.topic, "the topic")?,
+        routing_key: short(routing_key, "the routing key")?,
         properties: props,
         body,
     })
@@ -121,7 +151,10 @@ fn is_json(content_type: Option<&str>) -> bool {
 
 /// Splits a structured CloudEvent into headers and body; returns the body's
 /// content type and bytes.
-fn to_binary(mut ce: Map<String, Value>, headers: &mut FieldTable) -> (String, Vec<u8>) {
+fn to_binary(
+    mut ce: Map<String, Value>,
+    headers: &mut FieldTable,
+) -> Result<(String, Vec<u8>), BrokerError> {
     let data = ce.remove("data");
     let data_b64 = ce.remove("data_base64");
     let dct = match ce.remove("datacontenttype") {
@@ -134,7 +167,8 @@ fn to_binary(mut ce: Map<String, Value>, headers: &mut FieldTable) -> (String, V
             other => other.to_string(),
         };
         let header = format!("{}{name}", CE_PREFIXES[0]);
-        headers.insert(header.into(), AMQPValue::LongString(text.into()));
+        let header = short(&header, "a CloudEvent attribute name")?;
+        headers.insert(header, AMQPValue::LongString(text.into()));
     }
     let body = match (data, data_b64) {
         (_, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
@@ -144,7 +178,7 @@ fn to_binary(mut ce: Map<String, Value>, headers: &mut FieldTable) -> (String, V
         (Some(v), _) => v.to_string().into_bytes(),
         (None, _) => Vec::new(),
     };
-    (dct.unwrap_or_default(), body)
+    Ok((dct.unwrap_or_default(), body))
 }
 
 /// What a received AMQP message becomes: the structured bytes, metadata and key.

@@ -32,7 +32,7 @@ fn structured_keeps_the_body_and_maps_metadata() {
     )
     .expect("encode");
     assert_eq!(out.body, CE.as_bytes());
-    assert_eq!(out.routing_key, "rk");
+    assert_eq!(out.routing_key.as_str(), "rk");
     let p = &out.properties;
     assert_eq!(p.delivery_mode(), &Some(2));
     assert_eq!(p.priority(), &Some(5));
@@ -126,4 +126,70 @@ fn raw_payloads_pass_untouched_in_binary_mode() {
     assert_eq!(out.body, b"not json");
     let (data, _, _) = decode(&out.properties, out.body.clone());
     assert_eq!(data, "not json".as_bytes());
+}
+
+/// Every AMQP short string built from a request is checked: before, lapin's
+/// conversion panicked on 256 bytes and took the publishing task with it.
+#[test]
+fn names_over_255_bytes_are_refused_not_a_panic() {
+    let long = "a".repeat(300);
+    let c = cfg(&[]);
+    let binary = cfg(&[("contentMode", "binary")]);
+    let mut topic = request(CE, &[]);
+    topic.topic = long.clone();
+    let mut content_type = request("x", &[]);
+    content_type.content_type = long.clone();
+    let extension = format!(
+        r#"{{"specversion":"1.0","id":"e1","source":"app","type":"t","{long}":"v","data":1}}"#
+    );
+    let cases = [
+        (
+            "metadata key",
+            encode(&c, &request(CE, &[(long.as_str(), "1")])),
+        ),
+        (
+            "routing key",
+            encode(&c, &request(CE, &[("routingKey", long.as_str())])),
+        ),
+        ("topic", encode(&c, &topic)),
+        ("content type", encode(&c, &content_type)),
+        ("attribute name", encode(&binary, &request(&extension, &[]))),
+    ];
+    for (what, result) in cases {
+        match result {
+            Err(BrokerError::Rejected(reason)) => {
+                assert!(reason.contains("255"), "{what}: {reason}")
+            }
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+/// RabbitMQ closes the channel for an expiration over 2^32-1 ms, which
+/// wedged every later publish; such TTLs are refused up front.
+#[test]
+fn ttls_rabbitmq_cannot_take_are_refused() {
+    let c = cfg(&[]);
+    let max = (MAX_TTL_MS / 1000).to_string();
+    let out = encode(&c, &request(CE, &[("ttlInSeconds", max.as_str())])).expect("largest TTL");
+    assert_eq!(
+        out.properties
+            .expiration()
+            .as_ref()
+            .map(|e| e.as_str().to_string()),
+        Some(format!("{}", MAX_TTL_MS / 1000 * 1000))
+    );
+    for ttl in [
+        (MAX_TTL_MS / 1000 + 1).to_string(),
+        "9223372036854775807".into(),
+        u64::MAX.to_string(),
+    ] {
+        assert!(
+            matches!(
+                encode(&c, &request(CE, &[("ttlInSeconds", ttl.as_str())])),
+                Err(BrokerError::Rejected(_))
+            ),
+            "ttlInSeconds={ttl}"
+        );
+    }
 }

@@ -16,15 +16,18 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, Event};
-use rand::Rng;
 use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{describe, RabbitConfig};
+use crate::backoff::Backoff;
 use crate::broker::BrokerError;
 
-/// Longest pause between two rounds over the host list.
+/// Longest pause between two rounds over the host list, jitter included.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Relative jitter of reconnect pauses: ±50%, so that many sidecars do not
+/// reconnect in lockstep.
+const RECONNECT_JITTER: f64 = 0.5;
 /// Bound on one TCP + AMQP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the supervisor double-checks the connection state, in case an
@@ -191,14 +194,20 @@ async fn supervise(
     }
 }
 
-/// `base × 2^round`, capped, times a random factor in [0.5, 1.5) so that many
-/// sidecars do not reconnect in lockstep. The first retry waits only a tenth
+/// Reconnect pauses for `reconnectWaitSeconds` = `base`: `base` doubling per
+/// failed round, ±50%, at most 30 s.
+pub fn reconnect_backoff(base: Duration) -> Backoff {
+    Backoff::exponential(base, MAX_BACKOFF).with_jitter(RECONNECT_JITTER)
+}
+
+/// The pause before reconnect round `round`: [`reconnect_backoff`] from
+/// round 1 on; round 0 (right after a lost connection) waits only a tenth
 /// of the base.
 pub fn backoff(base: Duration, round: u32) -> Duration {
-    let base = if round == 0 { base / 10 } else { base };
-    let exp = base.saturating_mul(1u32 << round.saturating_sub(1).min(10));
-    let capped = exp.min(MAX_BACKOFF);
-    capped.mul_f64(rand::rng().random_range(0.5..1.5))
+    match round.checked_sub(1) {
+        Some(n) => reconnect_backoff(base).delay(n),
+        None => reconnect_backoff(base / 10).delay(0),
+    }
 }
 
 async fn connect(
@@ -268,10 +277,11 @@ mod tests {
         let base = Duration::from_secs(3);
         for _ in 0..50 {
             let first = backoff(base, 0);
-            assert!(first >= Duration::from_millis(150) && first < Duration::from_millis(450));
+            assert!(first >= Duration::from_millis(150) && first <= Duration::from_millis(450));
             let third = backoff(base, 3);
-            assert!(third >= Duration::from_secs(6) && third < Duration::from_secs(18));
-            assert!(backoff(base, 30) < MAX_BACKOFF.mul_f64(1.5));
+            assert!(third >= Duration::from_secs(6) && third <= Duration::from_secs(18));
+            let late = backoff(base, 30);
+            assert!(late >= MAX_BACKOFF / 2 && late <= MAX_BACKOFF);
         }
     }
 }

@@ -109,7 +109,7 @@ impl PubSub for RabbitMq {
         let consuming = Consuming {
             cfg: self.cfg.clone(),
             link: self.consume.clone(),
-            plan: QueuePlan::new(&self.cfg, &req.topic, &req.group, &req.metadata),
+            plan: QueuePlan::new(&self.cfg, &req.topic, &req.group, &req.metadata)?,
             handler,
             cancel: self.closed.child_token(),
         };

@@ -58,7 +58,7 @@ pub async fn ensure_exchange(
     };
     channel
         .exchange_declare(
-            topic.into(),
+            codec::short(topic, "the topic")?,
             cfg.exchange_kind.to_lapin(),
             opts,
             FieldTable::default(),
@@ -102,6 +102,7 @@ impl Publisher {
     /// Publishes one event and waits for the broker's confirm.
     pub async fn publish(&self, req: &PublishRequest) -> Result<(), BrokerError> {
         let out = codec::encode(&self.cfg, req)?;
+        let routing_key = out.routing_key.to_string();
         let live = self.link.wait_live(CONNECT_WAIT).await?;
         let channel = live
             .publish_channel()
@@ -115,8 +116,8 @@ impl Publisher {
         let sent = async {
             let confirm = channel
                 .basic_publish(
-                    req.topic.as_str().into(),
-                    out.routing_key.as_str().into(),
+                    out.exchange,
+                    out.routing_key,
                     opts,
                     &out.body,
                     out.properties,
@@ -146,7 +147,7 @@ impl Publisher {
             Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => {
                 Err(BrokerError::Rejected(format!(
                     "unroutable: no queue is bound to topic {:?} for routing key {:?} ({} {})",
-                    req.topic, out.routing_key, ret.reply_code, ret.reply_text
+                    req.topic, routing_key, ret.reply_code, ret.reply_text
                 )))
             }
             Confirmation::Nack(None) => Err(BrokerError::Rejected(format!(

@@ -31,18 +31,19 @@ use tokio_util::task::TaskTracker;
 
 use super::codec;
 use super::config::RabbitConfig;
-use super::connection::{backoff, Link, Live};
+use super::connection::{reconnect_backoff, Link, Live};
 use super::publisher::map_err;
 use super::topology::{declare, QueuePlan};
+use crate::backoff::Backoff;
 use crate::broker::{Ack, BrokerError, Handler, ReceivedMessage};
 
 /// How long `stop` waits for in-flight events to be settled before closing
 /// the channel (unsettled ones are then requeued by the broker).
 const STOP_DRAIN: Duration = Duration::from_secs(5);
-/// Delay before the first redelivery of a RETRY outcome.
-const RETRY_BASE: Duration = Duration::from_millis(200);
-/// Longest delay before a RETRY outcome is redelivered.
-const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Delay before a RETRY outcome is redelivered: 200 ms doubling per earlier
+/// RETRY of the same message, at most 10 s.
+const RETRY_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(200), Duration::from_secs(10)).with_jitter(0.0);
 /// Bound on the retry-attempt memory; it only shapes delays, so forgetting
 /// is harmless.
 const MAX_TRACKED: usize = 10_000;
@@ -130,7 +131,7 @@ pub async fn open(c: &Consuming, live: &Live) -> Result<Session, BrokerError> {
 /// The subscription task: runs sessions until cancelled.
 pub async fn run(c: Consuming, mut first: Option<Session>) {
     let attempts = Arc::new(Attempts::default());
-    let mut failures = 0u32;
+    let mut setup_delays = reconnect_backoff(c.cfg.reconnect_wait).start();
     loop {
         let session = match first.take() {
             Some(s) => s,
@@ -143,18 +144,17 @@ pub async fn run(c: Consuming, mut first: Option<Session>) {
                 match open(&c, &live).await {
                     Ok(s) => s,
                     Err(err) => {
-                        failures = failures.saturating_add(1);
                         tracing::warn!(queue = %c.plan.queue, error = %err, "RabbitMQ consumer setup failed; retrying.");
                         tokio::select! {
                             _ = c.cancel.cancelled() => return,
-                            _ = tokio::time::sleep(backoff(c.cfg.reconnect_wait, failures)) => {}
+                            _ = setup_delays.wait() => {}
                         }
                         continue;
                     }
                 }
             }
         };
-        failures = 0;
+        setup_delays.reset();
         let generation = session.generation;
         let cancelled = consume(&c, session, &attempts).await;
         if cancelled {
@@ -164,7 +164,7 @@ pub async fn run(c: Consuming, mut first: Option<Session>) {
         tokio::select! {
             _ = c.cancel.cancelled() => return,
             _ = c.link.wait_change(generation) => {}
-            _ = tokio::time::sleep(backoff(c.cfg.reconnect_wait, 1)) => {}
+            _ = tokio::time::sleep(reconnect_backoff(c.cfg.reconnect_wait).delay(0)) => {}
         }
     }
 }
@@ -283,9 +283,7 @@ async fn settle(
 
 /// Delay before the `n`-th redelivery of a retried event (n from 1).
 pub fn retry_delay(n: u32) -> Duration {
-    RETRY_BASE
-        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
-        .min(RETRY_MAX)
+    RETRY_BACKOFF.delay(n.saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -296,7 +294,7 @@ mod tests {
     fn retry_delay_grows_and_is_capped() {
         assert_eq!(retry_delay(1), Duration::from_millis(200));
         assert_eq!(retry_delay(2), Duration::from_millis(400));
-        assert_eq!(retry_delay(30), RETRY_MAX);
+        assert_eq!(retry_delay(30), Duration::from_secs(10));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 
+use super::codec::short;
 use super::config::RabbitConfig;
 use super::connection::Live;
 use super::publisher::{ensure_exchange, map_err};
@@ -26,8 +27,15 @@ pub struct QueuePlan {
 }
 
 impl QueuePlan {
-    /// Resolves the plan from the subscribe request.
-    pub fn new(cfg: &RabbitConfig, topic: &str, group: &str, md: &Metadata) -> Self {
+    /// Resolves the plan from the subscribe request. Every name it makes
+    /// is an AMQP short string (255 bytes at most), checked here so the
+    /// declarations below cannot be handed one that is too long.
+    pub fn new(
+        cfg: &RabbitConfig,
+        topic: &str,
+        group: &str,
+        md: &Metadata,
+    ) -> Result<Self, BrokerError> {
         let get = |key: &str| {
             md.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -38,11 +46,21 @@ impl QueuePlan {
         let keys = get("routingKey").unwrap_or_else(|| cfg.routing_key.clone());
         let mut routing_keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
         routing_keys.dedup();
-        Self {
+        let plan = Self {
             topic: topic.to_string(),
             queue,
             routing_keys,
+        };
+        short(&plan.topic, "the topic")?;
+        // The dead-letter names are the longest derived from the queue name.
+        short(
+            &plan.dead_letter_exchange(),
+            "the queue name (with its dlx- prefix)",
+        )?;
+        for key in &plan.routing_keys {
+            short(key, "a routing key")?;
         }
+        Ok(plan)
     }
 
     /// `dlx-<queue>`: the dead-letter exchange.
@@ -190,14 +208,14 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let cfg = RabbitConfig::parse(&md).expect("valid");
-        let plan = QueuePlan::new(&cfg, "orders", "app1", &Metadata::new());
+        let plan = QueuePlan::new(&cfg, "orders", "app1", &Metadata::new()).expect("valid plan");
         assert_eq!(plan.queue, "app1-orders");
         assert_eq!(plan.routing_keys, ["a.b"]);
         assert_eq!(plan.dead_letter_queue(), "dlq-app1-orders");
         let sub_md: Metadata = [("queueName".to_string(), "custom".to_string())].into();
         let mut sub_md = sub_md;
         sub_md.insert("routingKey".into(), "x, y".into());
-        let custom = QueuePlan::new(&cfg, "orders", "app1", &sub_md);
+        let custom = QueuePlan::new(&cfg, "orders", "app1", &sub_md).expect("valid plan");
         assert_eq!(custom.queue, "custom");
         assert_eq!(custom.routing_keys, ["x", "y"]);
         let args = queue_arguments(&cfg, &plan);
@@ -213,5 +231,19 @@ mod tests {
             a.get("x-dead-letter-exchange"),
             Some(&AMQPValue::LongString("dlx-app1-orders".into()))
         );
+    }
+
+    #[test]
+    fn names_over_255_bytes_are_refused() {
+        let md: Metadata = [("hostname".to_string(), "h".to_string())].into();
+        let cfg = RabbitConfig::parse(&md).expect("valid");
+        let long = "q".repeat(252);
+        let sub: Metadata = [("queueName".to_string(), long.clone())].into();
+        // 252 bytes fit, but dlx-<queue> would not.
+        assert!(QueuePlan::new(&cfg, "orders", "app1", &sub).is_err());
+        let sub: Metadata = [("routingKey".to_string(), "k".repeat(256))].into();
+        assert!(QueuePlan::new(&cfg, "orders", "app1", &sub).is_err());
+        assert!(QueuePlan::new(&cfg, &"t".repeat(256), "app1", &Metadata::new()).is_err());
+        assert!(QueuePlan::new(&cfg, &"t".repeat(100), "app1", &Metadata::new()).is_ok());
     }
 }

@@ -1,5 +1,5 @@
 //! Programmatic subscriptions of a gRPC app: `AppCallback.
-//! ListTopicSubscriptions` (contract §2.3). UNIMPLEMENTED means "none"; a
+//! ListTopicSubscriptions`, called as daprd calls it. UNIMPLEMENTED means "none"; a
 //! subscription without routes gets one catch-all rule with an empty path,
 //! which is the path a gRPC app then sees in `OnTopicEvent`.
 
@@ -11,7 +11,7 @@ use tonic::{Code, Request};
 use super::endpoint;
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
 use crate::config::Settings;
-use crate::delivery::retry::Backoff;
+use crate::delivery::discovery::DISCOVERY_BACKOFF;
 use crate::proto::app_callback_client::AppCallbackClient;
 use crate::proto::TopicSubscription;
 
@@ -80,12 +80,6 @@ pub async fn discover_grpc(
         }
     };
     let mut client = AppCallbackClient::new(endpoint.connect_lazy());
-    let backoff = Backoff {
-        initial: Duration::from_millis(500),
-        max: Duration::from_secs(10),
-        multiplier: 2.0,
-        jitter: 0.0,
-    };
     for retry in 0..=DISCOVERY_RETRIES {
         let mut req = Request::new(());
         req.set_timeout(REQUEST_TIMEOUT);
@@ -120,7 +114,7 @@ pub async fn discover_grpc(
         if retry < DISCOVERY_RETRIES {
             tokio::select! {
                 _ = cancel.cancelled() => return Vec::new(),
-                _ = tokio::time::sleep(backoff.delay(retry)) => {}
+                _ = tokio::time::sleep(DISCOVERY_BACKOFF.delay(retry)) => {}
             }
         }
     }

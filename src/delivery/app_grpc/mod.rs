@@ -1,5 +1,5 @@
 //! The gRPC app channel (`--app-protocol grpc`): calls the app's
-//! `AppCallback` service and maps its answers as daprd does (contract §2.3).
+//! `AppCallback` service and maps its answers as daprd does (`docs/grpc.md`).
 //!
 //! - `OnTopicEvent` answers SUCCESS / RETRY / DROP; an unknown enum value
 //!   retries; any gRPC error retries, except UNIMPLEMENTED (the app has no
@@ -28,6 +28,7 @@ pub use discovery::{discover_grpc, to_spec};
 pub use request::{bulk_request, to_proto_value, topic_event_request, BULK_EVENT_TYPE};
 
 use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
+use super::forward::forwardable;
 use crate::config::Settings;
 use crate::delivery::app_http::ATTEMPT_TIMEOUT;
 use crate::proto::app_callback_alpha_client::AppCallbackAlphaClient;
@@ -98,7 +99,7 @@ fn insert(md: &mut MetadataMap, key: &str, value: &str) {
 }
 
 fn copy_metadata(md: &mut MetadataMap, metadata: &crate::broker::Metadata) {
-    for (k, v) in metadata {
+    for (k, v) in metadata.iter().filter(|(k, _)| forwardable(k)) {
         insert(md, k, v);
     }
 }
@@ -219,6 +220,9 @@ mod tests {
             ("trace-bin", "x"),
             ("bad key", "v"),
             ("grpc-timeout", "1S"),
+            ("authorization", "Bearer stolen"),
+            ("Cookie", "session=1"),
+            ("dapr-api-token", "forged"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -227,6 +231,9 @@ mod tests {
         assert_eq!(md.get("__key").unwrap(), "k");
         assert_eq!(md.get("kafka-header").unwrap(), "v");
         assert!(md.get("trace-bin").is_none() && md.get("grpc-timeout").is_none());
+        for denied in ["authorization", "cookie", "dapr-api-token"] {
+            assert!(md.get(denied).is_none(), "{denied} reached the app");
+        }
         assert_eq!(md.len(), 2);
     }
 }

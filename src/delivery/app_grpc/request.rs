@@ -1,7 +1,7 @@
 //! Builds the protobuf requests a gRPC app (and a streaming subscriber)
-//! receives from an [`AppEvent`], as daprd's gRPC postman does (contract
-//! §2.3): the CloudEvent core attributes as fields, `data` as bytes, every
-//! other attribute in `extensions`.
+//! receives from an [`AppEvent`], as daprd's gRPC postman does (described in
+//! `docs/grpc.md`): the CloudEvent core attributes as fields, `data` as bytes,
+//! every other attribute in `extensions`.
 
 use prost_types::value::Kind;
 use serde_json::Value;

@@ -1,5 +1,5 @@
-//! How the app's HTTP answers map to results (contract §1.4, §1.5), and the
-//! bulk request body.
+//! How the app's HTTP answers map to results, as daprd maps them (the table
+//! is in `docs/delivery.md`), and the bulk request body.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ struct Answer {
     status: String,
 }
 
-/// Maps a single-delivery answer (contract §1.4).
+/// Maps the answer to a single-event delivery.
 pub(crate) fn map_answer(status: StatusCode, body: Option<&[u8]>) -> AppResult {
     if status.is_success() {
         let parsed = body
@@ -46,7 +46,8 @@ struct BulkStatus {
     status: String,
 }
 
-/// Maps a bulk answer to one result per entry id (contract §1.5).
+/// Maps a bulk answer (`{"statuses":[{entryId, status}]}`) to one result per
+/// entry id.
 pub(crate) fn map_bulk_answer(
     ids: &[String],
     status: StatusCode,
@@ -101,7 +102,8 @@ struct BulkBodyEntry<'a> {
     content_type: &'static str,
 }
 
-/// The §1.5 request body.
+/// The bulk delivery request body daprd sends (`type`
+/// `com.dapr.event.sent.bulk`, one entry per event).
 pub(crate) fn bulk_body(req: &BulkAppRequest) -> Result<Bytes, serde_json::Error> {
     let mut entries = Vec::with_capacity(req.entries.len());
     for e in &req.entries {

@@ -1,5 +1,5 @@
 //! The HTTP app channel: POSTs events to the app's routes over a keep-alive
-//! pool and maps the answers exactly as daprd does (contract §1.4, §1.5).
+//! pool and maps the answers exactly as daprd does (`answers.rs`).
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ mod answers;
 use answers::{bulk_body, map_answer, map_bulk_answer};
 
 use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
+use super::forward::forwardable;
 use super::prepare::attribute;
 use crate::config::Settings;
 
@@ -24,21 +25,6 @@ use crate::config::Settings;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest answer body read; a longer one counts as unparseable.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
-/// Headers that belong to one hop and must not be copied from the broker.
-const SKIPPED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "content-type",
-];
 
 /// Delivers over HTTP/1.1 to `http://{app_channel_address}:{app_port}`.
 #[derive(Clone)]
@@ -99,8 +85,7 @@ impl HttpAppChannel {
             .ok()?;
         let headers = req.headers_mut();
         for (k, v) in &ev.metadata {
-            let lower = k.to_ascii_lowercase();
-            if SKIPPED.contains(&lower.as_str()) || lower.ends_with("-bin") {
+            if !forwardable(k) {
                 continue;
             }
             if let (Ok(name), Ok(value)) = (
@@ -202,5 +187,46 @@ mod tests {
         assert_eq!(ch.url("/a/b"), "http://127.0.0.1:6000/a/b");
         s.app_channel_address = "::1".into();
         assert_eq!(base_url(&s), "http://[::1]:6000");
+    }
+
+    /// Publish metadata becomes broker metadata, which becomes headers: a
+    /// publisher must not be able to hand the app credentials that look as
+    /// if sidebus sent them, even with no APP_API_TOKEN set.
+    #[test]
+    fn credentials_in_metadata_never_reach_the_app() {
+        let ch = HttpAppChannel::new(&Settings {
+            app_port: Some(6000),
+            app_api_token: None,
+            ..Settings::default()
+        });
+        let metadata = [
+            ("Authorization", "Bearer stolen"),
+            ("cookie", "session=1"),
+            ("dapr-api-token", "forged"),
+            ("Connection", "close"),
+            ("x-request-id", "r1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let ev = AppEvent {
+            pubsub_name: "ps".into(),
+            topic: "t".into(),
+            path: "/orders".into(),
+            body: Bytes::new(),
+            event: serde_json::Map::new(),
+            metadata,
+        };
+        let req = ch
+            .request(&ev, "application/cloudevents+json", Bytes::new())
+            .expect("request");
+        let h = req.headers();
+        for denied in ["authorization", "cookie", "dapr-api-token", "connection"] {
+            assert!(h.get(denied).is_none(), "{denied} reached the app: {h:?}");
+        }
+        assert_eq!(
+            h.get("x-request-id").map(|v| v.as_bytes()),
+            Some(&b"r1"[..])
+        );
     }
 }

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, cost, Store};
+use crate::backoff::Backoff;
 use crate::broker::embedded::reader::PartitionReader;
 use crate::broker::embedded::record::StoredRecord;
 use crate::broker::{BrokerError, PubSub};
@@ -22,10 +22,13 @@ const BATCH_BYTES: usize = 4 << 20;
 /// The cursor is stored at least every this many confirmed events, so a
 /// crash during a long drain re-sends at most this many.
 const COMMIT_EVERY: u64 = 64;
-/// First retry delay after the broker refused or timed out.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest retry delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Retry delays after the broker refused or timed out: 100 ms doubling up
+/// to 5 s, ±50% so many sidecars do not reconnect in lockstep after a
+/// broker restart.
+const BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(100), BACKOFF_MAX).with_jitter(0.5);
 /// How often a non-empty outbox logs its depth.
 const DEPTH_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -133,7 +136,7 @@ impl Forwarder {
                 return Ok(());
             }
         };
-        let mut delay = BACKOFF_MIN;
+        let mut delays = BACKOFF.start();
         loop {
             let attempt =
                 tokio::time::timeout(self.attempt_timeout, self.inner.publish(req.clone()));
@@ -151,12 +154,9 @@ impl Forwarder {
                 tracing::error!(component = %self.component, topic = %req.topic, offset = rec.offset, error = %err, "The broker refused a buffered event for good; dropping it.");
                 return Ok(());
             }
+            let delay = delays.next_delay();
             tracing::debug!(component = %self.component, offset = rec.offset, error = %err, delay_ms = delay.as_millis() as u64, "Broker still unavailable for the outbox.");
-            // Full jitter on the upper half keeps many sidecars from
-            // reconnecting in lockstep after a broker restart.
-            let jittered = delay / 2 + delay.mul_f64(rand::rng().random::<f64>() / 2.0);
-            self.sleep(jittered).await?;
-            delay = (delay * 2).min(BACKOFF_MAX);
+            self.sleep(delay).await?;
         }
     }
 

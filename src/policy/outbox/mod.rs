@@ -1,6 +1,7 @@
-//! The durable publish outbox (DESIGN §7): a handle the runtime holds in
-//! front of a remote broker component and publishes through. While the
-//! broker answers, publishes go straight through. When it is unreachable (a retriable error, or no
+//! The durable publish outbox (`docs/outbox.md`): a handle the runtime
+//! holds in front of a remote broker component and publishes through.
+//! While the broker answers, publishes go straight through. When it is
+//! unreachable (a retriable error, or no
 //! confirm within [`OutboxConfig::direct_timeout`]), the event is appended
 //! to a local fsynced log before the caller hears success (with
 //! `buffered: true`), and a [forwarder](forwarder::Forwarder) sends it once

@@ -2,6 +2,7 @@
 //! replay, torn tails, retention, the folder lock, and a SIGKILL crash test.
 
 mod crash;
+mod faults;
 mod groups;
 mod reopen;
 mod storage;

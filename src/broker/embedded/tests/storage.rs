@@ -13,7 +13,7 @@ use crate::broker::embedded::record::{NewRecord, StoredRecord};
 use crate::broker::embedded::segment;
 use crate::broker::Metadata;
 
-fn opts(segment_bytes: u64) -> LogOptions {
+pub(super) fn opts(segment_bytes: u64) -> LogOptions {
     LogOptions {
         partitions: 1,
         segment_bytes,
@@ -21,7 +21,7 @@ fn opts(segment_bytes: u64) -> LogOptions {
     }
 }
 
-fn rec(i: usize, size: usize) -> NewRecord {
+pub(super) fn rec(i: usize, size: usize) -> NewRecord {
     let mut data = format!("event-{i}-").into_bytes();
     data.resize(size.max(data.len()), b'x');
     NewRecord {
@@ -32,7 +32,7 @@ fn rec(i: usize, size: usize) -> NewRecord {
     }
 }
 
-async fn append_n(log: &Log, from: usize, n: usize, size: usize) {
+pub(super) async fn append_n(log: &Log, from: usize, n: usize, size: usize) {
     let topic = log.topic("t").expect("topic");
     for i in from..from + n {
         let off = log.append(&topic, 0, rec(i, size)).await.expect("append");
@@ -40,7 +40,7 @@ async fn append_n(log: &Log, from: usize, n: usize, size: usize) {
     }
 }
 
-fn read_all(log: &Log, from: u64) -> Vec<StoredRecord> {
+pub(super) fn read_all(log: &Log, from: u64) -> Vec<StoredRecord> {
     let topic = log.topic("t").expect("topic");
     let mut reader = PartitionReader::new(topic.partitions[0].clone(), from);
     let mut out = Vec::new();
@@ -53,7 +53,7 @@ fn read_all(log: &Log, from: u64) -> Vec<StoredRecord> {
     }
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn segments(dir: &Path) -> Vec<PathBuf> {
     let pdir = dir.join("topics").join("t").join("0");
     segment::list(&pdir)
         .expect("list")
