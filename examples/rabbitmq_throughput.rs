@@ -61,7 +61,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queueExpiresInSeconds".to_string(), "300".to_string()),
     ]
     .into();
-    let cfg = RabbitConfig::parse(&md).map_err(|p| format!("{p:?}"))?;
+    let cfg = RabbitConfig::parse(&md)
+        .map_err(|p| format!("{p:?}"))?
+        .config;
     let ps = Arc::new(RabbitMq::connect(cfg, Duration::from_secs(15)).await?);
     let topic = unique("bench");
     let counter = Arc::new(Counter(AtomicUsize::new(0)));

@@ -42,5 +42,5 @@ fn validate(args: sidebus::config::flags::ValidateArgs) -> ExitCode {
     if let Err(err) = written {
         eprintln!("sidebus validate: cannot write the report: {err}");
     }
-    ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(start::EXIT_CONFIG))
+    ExitCode::from(report.exit_code())
 }

@@ -4,6 +4,10 @@
 
 #[path = "config_load/errors.rs"]
 mod errors;
+#[path = "config_load/parity.rs"]
+mod parity;
+#[path = "config_load/parity_remote.rs"]
+mod parity_remote;
 #[path = "config_load/support.rs"]
 mod support;
 

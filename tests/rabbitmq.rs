@@ -332,7 +332,9 @@ async fn unreachable_broker_is_unavailable_and_not_ready() {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-    let cfg = sidebus::broker::rabbitmq::RabbitConfig::parse(&md).expect("valid");
+    let cfg = sidebus::broker::rabbitmq::RabbitConfig::parse(&md)
+        .expect("valid")
+        .config;
     let ps = sidebus::broker::rabbitmq::RabbitMq::start(cfg);
     assert!(matches!(ps.ping().await, Err(BrokerError::Unavailable(_))));
     let err = ps

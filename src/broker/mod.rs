@@ -27,7 +27,6 @@ pub mod kafka;
 pub mod rabbitmq;
 pub mod registry;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,8 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use registry::Registry;
 
-/// String metadata: request metadata on publish, broker headers on receive.
-pub type Metadata = BTreeMap<String, String>;
+pub use crate::config::metadata::Metadata;
 
 /// One event to publish. `data` is what goes on the wire: the CloudEvent JSON
 /// built by `envelope`, or the caller's bytes untouched for `rawPayload`.
@@ -227,20 +225,4 @@ pub trait PubSub: Send + Sync + 'static {
     async fn close(&self) -> Result<(), BrokerError>;
 }
 
-/// Metadata keys the runtime handles for every component (scopes, consumer
-/// id, partition key attribute, outbox); factories must not warn about them.
-pub fn common_metadata_key(key: &str) -> bool {
-    const COMMON: &[&str] = &[
-        "consumerID",
-        "consumerId",
-        "publishingScopes",
-        "subscriptionScopes",
-        "allowedTopics",
-        "protectedTopics",
-        "partitionKeyAttribute",
-        "outbox",
-        "outboxMaxBytes",
-        "outboxDir",
-    ];
-    COMMON.iter().any(|c| c.eq_ignore_ascii_case(key))
-}
+pub use crate::config::metadata::common_key as common_metadata_key;

@@ -1,6 +1,7 @@
 //! Builds components from their `spec.type`. Each component registers one
 //! [`Factory`]: a pure `validate` step (used by `sidebus validate` and before
-//! any port is bound) and an async `build`.
+//! any port is bound) and an async `build`, both running the component's one
+//! config parse (`XConfig::parse(&ComponentSpec)`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,37 +11,9 @@ use async_trait::async_trait;
 
 use super::{BrokerError, PubSub};
 use crate::config::model::ComponentSpec;
+use crate::config::resources::ComponentTypes;
 
-/// One problem with one metadata key of a component.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetadataProblem {
-    /// The metadata key (`spec.metadata[].name`).
-    pub key: String,
-    /// The offending value (secrets are never shown: use `<secret>`).
-    pub value: String,
-    /// Why it is wrong, as a short sentence.
-    pub reason: String,
-}
-
-impl MetadataProblem {
-    /// Convenience constructor.
-    pub fn new(key: &str, value: &str, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.to_string(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The result of validating a component's metadata without I/O.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validation {
-    /// Problems that stop sidebus from starting.
-    pub errors: Vec<MetadataProblem>,
-    /// Keys that are ignored (unknown to us, e.g. daprd-only settings).
-    pub warnings: Vec<MetadataProblem>,
-}
+pub use crate::config::metadata::{MetadataProblem, Validation};
 
 /// What a factory may need besides the component's own spec.
 #[derive(Debug, Clone)]
@@ -57,7 +30,8 @@ pub trait Factory: Send + Sync + 'static {
     /// The `spec.type` names this factory serves, e.g. `["pubsub.kafka"]`.
     fn type_names(&self) -> &'static [&'static str];
 
-    /// Checks the metadata without any I/O.
+    /// Checks the metadata without any I/O: the component's config parse
+    /// with the config thrown away ([`Validation::of`]).
     fn validate(&self, spec: &ComponentSpec) -> Validation;
 
     /// Builds the component. May connect to the broker.
@@ -113,6 +87,21 @@ impl Registry {
         } else {
             "pubsub.in-memory"
         }
+    }
+}
+
+/// Resource loading (in `config`) sees the registry through this trait.
+impl ComponentTypes for Registry {
+    fn type_names(&self) -> Vec<&'static str> {
+        Registry::type_names(self)
+    }
+
+    fn default_type(&self) -> &'static str {
+        Registry::default_type(self)
+    }
+
+    fn validate(&self, spec: &ComponentSpec) -> Option<Validation> {
+        self.get(&spec.type_name).map(|f| f.validate(spec))
     }
 }
 

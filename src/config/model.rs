@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::broker::Metadata;
+use crate::config::metadata::Metadata;
 
 /// A pub/sub `Component` resource, with secrets resolved and templates
 /// (`{appID}`, `{uuid}`, …) expanded.
@@ -122,4 +122,19 @@ pub struct Resources {
     pub subscriptions: Vec<SubscriptionSpec>,
     /// Resiliency resources.
     pub resiliencies: Vec<ResiliencySpec>,
+}
+
+#[cfg(test)]
+impl ComponentSpec {
+    /// A component `ps` of `type_name` with `md`, for unit tests.
+    pub(crate) fn for_test(type_name: &str, md: &[(&str, &str)]) -> Self {
+        Self {
+            name: "ps".into(),
+            type_name: type_name.into(),
+            version: "v1".into(),
+            metadata: crate::config::metadata::test_metadata(md),
+            scopes: Vec::new(),
+            source: std::path::PathBuf::new(),
+        }
+    }
 }

@@ -1,23 +1,18 @@
-//! The engine of `sidebus validate`, and the value checks that are shared by
-//! every origin of a setting (declarative YAML, `GET /dapr/subscribe`,
-//! streaming subscriptions): Go booleans, CEL, subscription metadata keys.
+//! The engine of `sidebus validate`, and the CEL check shared by every
+//! origin of a setting (declarative YAML, `GET /dapr/subscribe`, streaming
+//! subscriptions). Subscription metadata is checked by
+//! [`SubscriptionOptions::parse`](crate::config::subscription::SubscriptionOptions::parse),
+//! the same parser delivery uses at run time.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::broker::registry::{MetadataProblem, Registry};
-use crate::broker::Metadata;
-use crate::config::duration;
 use crate::config::error::ConfigError;
-use crate::config::resources;
+use crate::config::resources::{self, ComponentTypes};
 
-/// Exit code for configuration errors (`EX_CONFIG` from sysexits.h).
-pub const EXIT_CONFIG: i32 = 78;
-
-/// Largest `maxInFlight` a subscription may ask for.
-pub const MAX_IN_FLIGHT: i64 = 100_000;
-
-pub use crate::envelope::parse_bool as parse_go_bool;
+/// Exit code for configuration errors (`EX_CONFIG` from sysexits.h), for
+/// `sidebus validate` and for a start-up refused by its configuration.
+pub const EXIT_CONFIG: u8 = 78;
 
 /// Compiles a CEL expression (routing `match`, breaker `trip`); the error
 /// is the compiler's text on one line. Empty is valid (means "always").
@@ -35,39 +30,6 @@ pub fn cel(expr: &str) -> Result<(), String> {
     })
 }
 
-/// Checks the sidebus-specific subscription metadata keys (`rawPayload`,
-/// `ordering`, `maxInFlight`, `maxRetries`, `retryInitialInterval`,
-/// `retryMaxInterval`). Other keys belong to the component and pass.
-pub fn subscription_metadata(metadata: &Metadata) -> Vec<MetadataProblem> {
-    let mut problems = Vec::new();
-    for (key, value) in metadata {
-        let reason = match key.as_str() {
-            "rawPayload" => parse_go_bool(value).is_none().then(|| {
-                "must be a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)"
-                    .to_string()
-            }),
-            "ordering" => (!matches!(value.as_str(), "key" | "partition" | "none"))
-                .then(|| "must be one of key, partition, none".to_string()),
-            "maxInFlight" => match value.parse::<i64>() {
-                Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => None,
-                _ => Some(format!("must be an integer from 1 to {MAX_IN_FLIGHT}")),
-            },
-            "maxRetries" => match value.parse::<i64>() {
-                Ok(n) if n >= -1 => None,
-                _ => Some("must be an integer >= -1 (-1 retries forever)".to_string()),
-            },
-            "retryInitialInterval" | "retryMaxInterval" => duration::parse(value)
-                .err()
-                .map(|e| format!("must be a duration such as 500ms or 5s: {e}")),
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            problems.push(MetadataProblem::new(key, value, reason));
-        }
-    }
-    problems
-}
-
 /// What `sidebus validate` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
@@ -81,7 +43,7 @@ pub struct Report {
 
 impl Report {
     /// 0 when sidebus would start, [`EXIT_CONFIG`] otherwise.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         if self.errors.is_empty() {
             0
         } else {
@@ -115,10 +77,11 @@ impl Report {
     }
 }
 
-/// Loads and checks every resource without any I/O beyond reading files.
-/// Without paths there is nothing to check, which is reported as an error
-/// so a mistyped flag cannot pass silently.
-pub fn validate(paths: &[PathBuf], app_id: &str, registry: &Registry) -> Report {
+/// Loads and checks every resource without any I/O beyond reading files,
+/// exactly as start-up does ([`resources::load`]); `types` is the component
+/// registry. Without paths there is nothing to check, which is reported as
+/// an error so a mistyped flag cannot pass silently.
+pub fn validate(paths: &[PathBuf], app_id: &str, types: &dyn ComponentTypes) -> Report {
     if paths.is_empty() {
         return Report {
             errors: vec![ConfigError::file(
@@ -128,7 +91,7 @@ pub fn validate(paths: &[PathBuf], app_id: &str, registry: &Registry) -> Report 
             ..Report::default()
         };
     }
-    match resources::load(paths, app_id, registry) {
+    match resources::load(paths, app_id, types) {
         Ok(loaded) => Report {
             counts: (
                 loaded.resources.components.len(),
@@ -148,17 +111,21 @@ pub fn validate(paths: &[PathBuf], app_id: &str, registry: &Registry) -> Report 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::metadata::Validation;
+    use crate::config::model::ComponentSpec;
 
-    #[test]
-    fn go_bools() {
-        for t in ["1", "t", "T", "TRUE", "true", "True"] {
-            assert_eq!(parse_go_bool(t), Some(true), "{t}");
+    /// A registry without any component type.
+    struct NoTypes;
+
+    impl ComponentTypes for NoTypes {
+        fn type_names(&self) -> Vec<&'static str> {
+            Vec::new()
         }
-        for f in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(parse_go_bool(f), Some(false), "{f}");
+        fn default_type(&self) -> &'static str {
+            "pubsub.in-memory"
         }
-        for bad in ["yes", "tRUE", "", "2"] {
-            assert_eq!(parse_go_bool(bad), None, "{bad}");
+        fn validate(&self, _: &ComponentSpec) -> Option<Validation> {
+            None
         }
     }
 
@@ -172,39 +139,10 @@ mod tests {
     }
 
     #[test]
-    fn subscription_metadata_keys() {
-        let md: Metadata = [
-            ("rawPayload", "yes"),
-            ("ordering", "key"),
-            ("maxInFlight", "0"),
-            ("maxRetries", "-2"),
-            ("retryInitialInterval", "5"),
-            ("retryMaxInterval", "1m"),
-            ("queueName", "anything"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let keys: Vec<String> = subscription_metadata(&md)
-            .into_iter()
-            .map(|p| p.key)
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "maxInFlight",
-                "maxRetries",
-                "rawPayload",
-                "retryInitialInterval"
-            ]
-        );
-    }
-
-    #[test]
     fn report_exit_codes_and_text() {
         let ok = Report::default();
         assert_eq!(ok.exit_code(), 0);
-        let bad = validate(&[], "app", &Registry::builtin());
+        let bad = validate(&[], "app", &NoTypes);
         assert_eq!(bad.exit_code(), EXIT_CONFIG);
         let mut out = Vec::new();
         bad.write_to(&mut out).unwrap_or_else(|e| panic!("{e}"));

@@ -12,29 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// How a subscription orders deliveries (subscription metadata `ordering`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ordering {
-    /// Same message key in order; events without a key are unordered.
-    #[default]
-    Key,
-    /// Same broker partition in order.
-    Partition,
-    /// No ordering: everything in parallel.
-    None,
-}
-
-impl Ordering {
-    /// Parses `key`, `partition` or `none` (case-insensitive).
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "key" => Some(Ordering::Key),
-            "partition" => Some(Ordering::Partition),
-            "none" => Some(Ordering::None),
-            _ => None,
-        }
-    }
-}
+/// How a subscription orders deliveries; parsed with the other
+/// subscription settings in `config/subscription.rs`.
+pub use crate::config::subscription::Ordering;
 
 #[derive(Default)]
 struct Inner {

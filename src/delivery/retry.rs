@@ -11,14 +11,15 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::broker::Metadata;
+use crate::config::subscription::RetrySettings;
 
 /// Default first delay.
 pub const DEFAULT_INITIAL: Duration = Backoff::DEFAULT.initial;
 /// Default longest delay.
 pub const DEFAULT_MAX: Duration = Backoff::DEFAULT.max;
 /// Default retry budget when the subscription has a dead-letter topic.
-pub const DEFAULT_MAX_RETRIES_WITH_DLQ: u32 = 5;
+pub const DEFAULT_MAX_RETRIES_WITH_DLQ: u32 =
+    crate::config::subscription::DEFAULT_MAX_RETRIES_WITH_DLQ;
 
 /// How often and how patiently one subscription retries an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,95 +30,41 @@ pub struct RetryPolicy {
     pub max_retries: Option<u32>,
 }
 
-/// A subscription metadata value that is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("subscription metadata {key}={value:?} is invalid: {reason}")]
-pub struct BadRetrySetting {
-    /// The metadata key.
-    pub key: String,
-    /// Its value.
-    pub value: String,
-    /// Why it was refused.
-    pub reason: &'static str,
+/// The subscription's retry settings (parsed once by
+/// `config/subscription.rs`) as a policy: the default schedule's shape
+/// (doubling, ±20% jitter) with the configured bounds.
+impl From<RetrySettings> for RetryPolicy {
+    fn from(s: RetrySettings) -> Self {
+        Self {
+            backoff: Backoff {
+                initial: s.initial,
+                max: s.max,
+                ..Backoff::DEFAULT
+            },
+            max_retries: s.max_retries,
+        }
+    }
 }
 
 impl RetryPolicy {
-    /// Reads `retryInitialInterval`, `retryMaxInterval` (milliseconds or a
-    /// duration like `250ms`, `2s`, `1m`) and `maxRetries` (-1 = unlimited)
-    /// from subscription metadata; defaults per the module doc.
-    pub fn from_metadata(md: &Metadata, has_dead_letter: bool) -> Result<Self, BadRetrySetting> {
-        let mut backoff = Backoff::default();
-        if let Some((k, v)) = lookup(md, "retryInitialInterval") {
-            backoff.initial = parse_duration(k, v)?;
-        }
-        if let Some((k, v)) = lookup(md, "retryMaxInterval") {
-            backoff.max = parse_duration(k, v)?;
-        }
-        if backoff.max < backoff.initial {
-            backoff.max = backoff.initial;
-        }
-        let default_max = has_dead_letter.then_some(DEFAULT_MAX_RETRIES_WITH_DLQ);
-        let max_retries = match lookup(md, "maxRetries") {
-            None => default_max,
-            Some((k, v)) => match v.trim().parse::<i64>() {
-                Ok(n) if n < 0 => None,
-                Ok(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
-                Err(_) => return Err(bad(k, v, "not an integer")),
-            },
-        };
-        Ok(Self {
-            backoff,
-            max_retries,
-        })
-    }
-
     /// May retry number `retry` (0 = first retry) still happen?
     pub fn allows(&self, retry: u32) -> bool {
         self.max_retries.is_none_or(|max| retry < max)
     }
 }
 
-fn lookup<'a>(md: &'a Metadata, key: &str) -> Option<(&'a str, &'a str)> {
-    md.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-fn bad(key: &str, value: &str, reason: &'static str) -> BadRetrySetting {
-    BadRetrySetting {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason,
-    }
-}
-
-/// Parses `250`, `250ms`, `2s`, `1m` into a duration.
-fn parse_duration(key: &str, raw: &str) -> Result<Duration, BadRetrySetting> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad(key, raw, "not a duration"))?;
-    let d = match unit {
-        "" | "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(bad(key, raw, "unknown unit (use ms, s or m)")),
-    };
-    if d.is_zero() {
-        return Err(bad(key, raw, "must be greater than zero"));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::metadata::test_metadata;
+    use crate::config::subscription::SubscriptionOptions;
 
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// The policy of a subscription with metadata `pairs`.
+    fn policy(pairs: &[(&str, &str)], has_dead_letter: bool) -> RetryPolicy {
+        SubscriptionOptions::parse(&test_metadata(pairs), has_dead_letter)
+            .unwrap_or_else(|v| panic!("{v:?}"))
+            .retry
+            .into()
     }
 
     /// Runs the retry loop of `src/delivery/dispatcher.rs` against an app
@@ -137,15 +84,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_follow_the_metadata_schedule() {
-        let mut p = RetryPolicy::from_metadata(
-            &md(&[
+        let mut p = policy(
+            &[
                 ("maxRetries", "6"),
                 ("retryInitialInterval", "100ms"),
                 ("retryMaxInterval", "1s"),
-            ]),
+            ],
             false,
-        )
-        .unwrap();
+        );
         p.backoff.jitter = 0.0;
         let ms = Duration::from_millis;
         assert_eq!(
@@ -156,11 +102,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn jittered_retries_stay_within_twenty_percent_and_the_cap() {
-        let p = RetryPolicy::from_metadata(
-            &md(&[("maxRetries", "12"), ("retryMaxInterval", "2s")]),
-            false,
-        )
-        .unwrap();
+        let p = policy(&[("maxRetries", "12"), ("retryMaxInterval", "2s")], false);
         let at = retry_times(&p).await;
         assert_eq!(at.len(), 12);
         let mut before = Duration::ZERO;
@@ -178,7 +120,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn default_budget_with_dead_letter_ends_within_seconds() {
-        let p = RetryPolicy::from_metadata(&Metadata::new(), true).unwrap();
+        let p = policy(&[], true);
         let at = retry_times(&p).await;
         assert_eq!(at.len(), 5);
         // 100 + 200 + 400 + 800 + 1600 ms, ±20%.
@@ -191,46 +133,42 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn max_interval_below_initial_keeps_the_initial_delay() {
-        let mut p = RetryPolicy::from_metadata(
-            &md(&[
+        let mut p = policy(
+            &[
                 ("maxRetries", "3"),
                 ("retryInitialInterval", "2s"),
                 ("retryMaxInterval", "1s"),
-            ]),
+            ],
             false,
-        )
-        .unwrap();
+        );
         p.backoff.jitter = 0.0;
         assert_eq!(retry_times(&p).await, [2, 4, 6].map(Duration::from_secs));
     }
 
     #[test]
     fn budget_defaults_depend_on_dead_letter_topic() {
-        let p = RetryPolicy::from_metadata(&Metadata::new(), false).unwrap();
+        let p = policy(&[], false);
         assert_eq!(p.max_retries, None);
         assert!(p.allows(1_000_000));
-        let p = RetryPolicy::from_metadata(&Metadata::new(), true).unwrap();
+        let p = policy(&[], true);
         assert_eq!(p.max_retries, Some(5));
         assert!(p.allows(4) && !p.allows(5));
     }
 
     #[test]
-    fn metadata_overrides_and_rejects_garbage() {
-        let p = RetryPolicy::from_metadata(
-            &md(&[
+    fn metadata_overrides_the_bounds_and_the_budget() {
+        let p = policy(
+            &[
                 ("maxRetries", "2"),
                 ("retryInitialInterval", "5ms"),
                 ("retryMaxInterval", "1s"),
-            ]),
+            ],
             false,
-        )
-        .unwrap();
+        );
         assert_eq!(p.max_retries, Some(2));
         assert_eq!(p.backoff.initial, Duration::from_millis(5));
         assert_eq!(p.backoff.max, Duration::from_secs(1));
-        let p = RetryPolicy::from_metadata(&md(&[("maxRetries", "-1")]), true).unwrap();
-        assert_eq!(p.max_retries, None);
-        assert!(RetryPolicy::from_metadata(&md(&[("maxRetries", "x")]), false).is_err());
-        assert!(RetryPolicy::from_metadata(&md(&[("retryMaxInterval", "2h")]), false).is_err());
+        assert_eq!(p.backoff.multiplier, Backoff::DEFAULT.multiplier);
+        assert_eq!(policy(&[("maxRetries", "-1")], true).max_retries, None);
     }
 }

@@ -181,13 +181,7 @@ fn bad(key: &str, value: &str, reason: &str) -> EnvelopeError {
 }
 
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::config::metadata::parse_go_bool as parse_bool;
 
 #[cfg(test)]
 mod tests {
@@ -226,19 +220,6 @@ mod tests {
             PublishMetadata::parse(&Metadata::new()).unwrap(),
             PublishMetadata::default()
         );
-    }
-
-    #[test]
-    fn parse_bool_matches_go() {
-        for s in ["1", "t", "T", "TRUE", "true", "True"] {
-            assert_eq!(parse_bool(s), Some(true), "{s}");
-        }
-        for s in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(parse_bool(s), Some(false), "{s}");
-        }
-        for s in ["", "yes", "tRUE", " true", "2"] {
-            assert_eq!(parse_bool(s), None, "{s}");
-        }
     }
 
     #[test]

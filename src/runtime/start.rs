@@ -15,34 +15,22 @@ use crate::broker::registry::{BuildContext, Registry};
 use crate::config::flags::AppProtocol;
 use crate::config::model::Resources;
 use crate::config::resources::{default_component, load};
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::delivery::{
     discover_grpc, discover_http, merge, AppChannel, GrpcAppChannel, HttpAppChannel,
 };
 
-/// Exit status for invalid configuration (EX_CONFIG).
-pub const EXIT_CONFIG: u8 = 78;
+/// Exit status for invalid configuration (EX_CONFIG), shared with
+/// `sidebus validate`.
+pub use crate::config::validate::EXIT_CONFIG;
 /// Exit status for a failed start or a forced shutdown.
 pub const EXIT_FAILURE: u8 = 1;
 
 /// Loads and validates the resources for `settings`, printing every error.
 /// `Err` carries the exit status.
 pub fn load_resources(settings: &Settings, registry: &Registry) -> Result<Resources, u8> {
-    if settings.resources_path.is_empty() {
-        let spec = default_component(registry, &settings.app_id);
-        tracing::info!(name = %spec.name, r#type = %spec.type_name, "No resources path; using the default component.");
-        return Ok(Resources {
-            components: vec![spec],
-            ..Resources::default()
-        });
-    }
-    match load(&settings.resources_path, &settings.app_id, registry) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!(warning = %w, "Resource warning.");
-            }
-            Ok(loaded.resources)
-        }
+    match check_resources(settings, registry) {
+        Ok(resources) => Ok(resources),
         Err(errors) => {
             eprintln!("sidebus: {} configuration error(s):", errors.len());
             for e in &errors {
@@ -53,8 +41,32 @@ pub fn load_resources(settings: &Settings, registry: &Registry) -> Result<Resour
     }
 }
 
-/// Builds every component of `resources` (each behind its outbox when it
-/// has one). `Err` carries the exit status.
+/// The start-up's configuration step: the resources for `settings`, or
+/// every error. It is the same load `sidebus validate` runs
+/// ([`crate::config::validate::validate`]), so the two refuse the same
+/// things with the same messages.
+pub fn check_resources(
+    settings: &Settings,
+    registry: &Registry,
+) -> Result<Resources, Vec<ConfigError>> {
+    if settings.resources_path.is_empty() {
+        let spec = default_component(registry, &settings.app_id);
+        tracing::info!(name = %spec.name, r#type = %spec.type_name, "No resources path; using the default component.");
+        return Ok(Resources {
+            components: vec![spec],
+            ..Resources::default()
+        });
+    }
+    let loaded = load(&settings.resources_path, &settings.app_id, registry)?;
+    for w in &loaded.warnings {
+        tracing::warn!(warning = %w, "Resource warning.");
+    }
+    Ok(loaded.resources)
+}
+
+/// Builds every component of `resources` (with its outbox), as start-up
+/// does before binding any port. `Err` carries the exit status; the reason
+/// is printed.
 pub async fn build_components(
     resources: &Resources,
     registry: &Registry,

@@ -26,7 +26,7 @@ fn invalid_set_reports_every_error_at_once() {
         ("c-subscriptions.yaml", "Subscription/no-route", "spec.route", "at least one route is required"),
         ("c-subscriptions.yaml", "Subscription/future-sub", "apiVersion", "expected dapr.io/v1alpha1 or dapr.io/v2alpha1"),
         ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.bulkSubscribe.maxMessagesCount", "from 1 to 10000"),
-        ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.metadata.maxInFlight", "from 1 to 100000"),
+        ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.metadata.maxInFlight", "from 1 to 65536"),
         ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.metadata.ordering", "one of key, partition, none"),
         ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.metadata.rawPayload", "must be a boolean"),
         ("c-subscriptions.yaml", "Subscription/bad-settings", "spec.metadata.retryMaxInterval", "must be a duration"),

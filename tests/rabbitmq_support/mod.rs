@@ -36,7 +36,9 @@ pub fn metadata(extra: &[(&str, &str)]) -> Metadata {
 
 /// A connected component, failing loudly when the broker is unreachable.
 pub async fn connected(extra: &[(&str, &str)]) -> RabbitMq {
-    let cfg = RabbitConfig::parse(&metadata(extra)).expect("valid test config");
+    let cfg = RabbitConfig::parse(&metadata(extra))
+        .expect("valid test config")
+        .config;
     RabbitMq::connect(cfg, Duration::from_secs(15))
         .await
         .unwrap_or_else(|e| panic!("RabbitMQ at SIDEBUS_TEST_RABBITMQ_URL unreachable: {e}"))

@@ -148,7 +148,9 @@ impl Broker {
                     .map_err(|e| e.to_string())?,
             ),
             Broker::RabbitMq => {
-                let cfg = RabbitConfig::parse(&md).map_err(|p| format!("{p:?}"))?;
+                let cfg = RabbitConfig::parse(&md)
+                    .map_err(|p| format!("{p:?}"))?
+                    .config;
                 Arc::new(
                     RabbitMq::connect(cfg, Duration::from_secs(15))
                         .await

@@ -1,12 +1,11 @@
 //! Typed metadata of `pubsub.embedded`, parsed from `spec.metadata` with
-//! daprd-style key names. [`EmbeddedConfig::parse`] reports every problem at
-//! once and does no I/O.
+//! daprd-style key names by the shared `config::metadata::MetadataReader`.
+//! [`EmbeddedConfig::parse`] reports every problem at once and does no I/O.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::broker::registry::{MetadataProblem, Validation};
-use crate::broker::{common_metadata_key, Metadata};
+use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 
 /// Default partitions of a new topic.
 pub const DEFAULT_PARTITIONS: u32 = 4;
@@ -64,81 +63,104 @@ impl Default for EmbeddedConfig {
     }
 }
 
+/// Keys this component reads.
+const KNOWN: &[&str] = &[
+    "partitions",
+    "segmentBytes",
+    "retention",
+    "retentionHours",
+    "retentionBytes",
+    "initialOffset",
+    "maxMessageBytes",
+    "dataDir",
+];
+
 impl EmbeddedConfig {
-    /// Parses the metadata; `Err` lists every bad value, warnings list ignored keys.
-    pub fn parse(meta: &Metadata) -> (Result<Self, ()>, Validation) {
-        let mut cfg = Self::default();
-        let mut v = Validation::default();
-        for (key, value) in meta {
-            let val = value.trim();
-            let bad = |reason: &str| MetadataProblem::new(key, value, reason);
-            match key.as_str() {
-                "partitions" => match val.parse::<u32>() {
-                    Ok(n) if (1..=1024).contains(&n) => cfg.partitions = n,
-                    _ => v.errors.push(bad("must be a whole number from 1 to 1024")),
-                },
-                "segmentBytes" => match val.parse::<u64>() {
-                    Ok(n) if n >= 4096 => cfg.segment_bytes = n,
-                    _ => v
-                        .errors
-                        .push(bad("must be a whole number of bytes, at least 4096")),
-                },
-                "retentionHours" => match val.parse::<i64>() {
-                    Ok(-1) => cfg.retention = None,
-                    Ok(h) if h > 0 => cfg.retention = Some(Duration::from_secs(h as u64 * 3600)),
-                    _ => v
-                        .errors
-                        .push(bad("must be a positive number of hours or -1 (forever)")),
-                },
-                "initialOffset" => match parse_initial_offset(val) {
-                    Some(o) => cfg.initial_offset = o,
-                    None => v
-                        .errors
-                        .push(bad("must be oldest, newest or an RFC3339 time")),
-                },
-                "retentionBytes" => match val.parse::<i64>() {
-                    Ok(-1) => cfg.retention_bytes = None,
-                    Ok(n) if n > 0 => cfg.retention_bytes = Some(n as u64),
-                    _ => v
-                        .errors
-                        .push(bad("must be a positive number of bytes or -1 (unbounded)")),
-                },
-                "maxMessageBytes" => match val.parse::<usize>() {
-                    Ok(n) if n > 0 && n <= 64 << 20 => cfg.max_message_bytes = n,
-                    _ => v
-                        .errors
-                        .push(bad("must be a number of bytes from 1 to 67108864")),
-                },
-                "dataDir" if !val.is_empty() => cfg.data_dir = Some(PathBuf::from(val)),
-                "dataDir" => v.errors.push(bad("must not be empty")),
-                "retention" => {}
-                k if common_metadata_key(k) => {}
-                _ => v
-                    .warnings
-                    .push(bad("not a pubsub.embedded setting; ignored")),
-            }
-        }
+    /// Parses the metadata: the config and the ignored keys, or every problem.
+    pub fn parse(meta: &Metadata) -> Result<Parsed<Self>, Validation> {
+        let mut r = MetadataReader::new(meta);
+        let def = Self::default();
+        let retention_hours = r
+            .int(
+                "retentionHours",
+                -1..=MAX_RETENTION_HOURS,
+                "must be a positive number of hours or -1 (forever)",
+            )
+            .filter(|h| *h != 0 || fail_zero(&mut r, "retentionHours", HOURS_REASON));
         // `retention` is the finer-grained spelling and wins over `retentionHours`.
-        if let Some(value) = meta.get("retention") {
-            match value.trim() {
-                "-1" => cfg.retention = None,
-                d => match parse_go_duration(d) {
-                    Some(d) if !d.is_zero() => cfg.retention = Some(d),
-                    _ => v.errors.push(MetadataProblem::new(
-                        "retention",
-                        value,
-                        "must be a positive Go duration such as 72h or 90m, or -1 (forever)",
-                    )),
-                },
-            }
-        }
-        let res = if v.errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(())
+        let retention = match r.entry("retention") {
+            Some((_, "-1")) => None,
+            Some(_) => match r.duration("retention") {
+                Some(t) if !t.is_zero() => Some(t),
+                Some(_) => {
+                    fail_zero(&mut r, "retention", RETENTION_REASON);
+                    def.retention
+                }
+                None => def.retention,
+            },
+            None => match retention_hours {
+                Some(-1) => None,
+                Some(h) => Some(Duration::from_secs(h.unsigned_abs() * 3600)),
+                None => def.retention,
+            },
         };
-        (res, v)
+        let initial_offset = match r.entry("initialOffset") {
+            None => def.initial_offset,
+            Some((k, v)) => parse_initial_offset(v).unwrap_or_else(|| {
+                r.fail(k, v, "must be oldest, newest or an RFC3339 time");
+                def.initial_offset
+            }),
+        };
+        let cfg = EmbeddedConfig {
+            partitions: r
+                .int(
+                    "partitions",
+                    1..=1024,
+                    "must be a whole number from 1 to 1024",
+                )
+                .unwrap_or(def.partitions),
+            segment_bytes: r
+                .int(
+                    "segmentBytes",
+                    4096..=u64::MAX,
+                    "must be a whole number of bytes, at least 4096",
+                )
+                .unwrap_or(def.segment_bytes),
+            retention,
+            retention_bytes: r
+                .int(
+                    "retentionBytes",
+                    -1..=i64::MAX,
+                    "must be a positive number of bytes or -1 (unbounded)",
+                )
+                .filter(|n| *n != 0 || fail_zero(&mut r, "retentionBytes", BYTES_REASON))
+                .and_then(|n| u64::try_from(n).ok()),
+            initial_offset,
+            max_message_bytes: r
+                .int(
+                    "maxMessageBytes",
+                    1..=64 << 20,
+                    "must be a number of bytes from 1 to 67108864",
+                )
+                .unwrap_or(def.max_message_bytes),
+            data_dir: r.get("dataDir").map(PathBuf::from),
+        };
+        r.finish(cfg, KNOWN, "not a pubsub.embedded setting; ignored")
     }
+}
+
+/// Longest `retentionHours` whose seconds still fit a duration.
+const MAX_RETENTION_HOURS: i64 = i64::MAX / 3600;
+const HOURS_REASON: &str = "must be a positive number of hours or -1 (forever)";
+const RETENTION_REASON: &str = "must be a positive Go duration such as 72h or 90m, or -1 (forever)";
+const BYTES_REASON: &str = "must be a positive number of bytes or -1 (unbounded)";
+
+/// Records that `key` may not be zero; always `false` (for `filter`).
+fn fail_zero(r: &mut MetadataReader<'_>, key: &str, reason: &str) -> bool {
+    if let Some((k, v)) = r.entry(key) {
+        r.fail(k, v, reason);
+    }
+    false
 }
 
 /// Parses `oldest`, `newest` or an RFC3339 time.
@@ -152,57 +174,17 @@ pub fn parse_initial_offset(s: &str) -> Option<InitialOffset> {
     }
 }
 
-/// Parses a Go `time.Duration` string (`1h30m`, `250ms`, `2.5s`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += n * secs;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn meta(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::metadata::test_metadata as meta;
 
     #[test]
     fn defaults_and_overrides() {
-        let (cfg, v) = EmbeddedConfig::parse(&meta(&[]));
-        assert_eq!(cfg, Ok(EmbeddedConfig::default()));
-        assert!(v.errors.is_empty() && v.warnings.is_empty());
-        let (cfg, v) = EmbeddedConfig::parse(&meta(&[
+        let parsed = EmbeddedConfig::parse(&meta(&[])).expect("valid");
+        assert_eq!(parsed.config, EmbeddedConfig::default());
+        assert!(parsed.warnings.is_empty());
+        let parsed = EmbeddedConfig::parse(&meta(&[
             ("partitions", "8"),
             ("retentionHours", "1"),
             ("retention", "90m"),
@@ -210,27 +192,28 @@ mod tests {
             ("initialOffset", "2024-01-02T03:04:05Z"),
             ("consumerID", "x"),
             ("brokers", "ignored"),
-        ]));
-        let cfg = cfg.expect("valid");
+        ]))
+        .expect("valid");
+        let (cfg, warnings) = (parsed.config, parsed.warnings);
         assert_eq!(cfg.partitions, 8);
         assert_eq!(cfg.retention, Some(Duration::from_secs(5400)));
         assert_eq!(cfg.retention_bytes, Some(1_000_000));
         assert_eq!(cfg.initial_offset, InitialOffset::Time(1_704_164_645_000));
-        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
-        assert_eq!(v.warnings[0].key, "brokers");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "brokers");
     }
 
     #[test]
     fn every_bad_value_is_reported() {
-        let (cfg, v) = EmbeddedConfig::parse(&meta(&[
+        let v = EmbeddedConfig::parse(&meta(&[
             ("partitions", "0"),
             ("segmentBytes", "10"),
             ("retention", "3 days"),
             ("retentionBytes", "-5"),
             ("initialOffset", "yesterday"),
             ("maxMessageBytes", "x"),
-        ]));
-        assert!(cfg.is_err());
+        ]))
+        .expect_err("invalid");
         let mut keys: Vec<_> = v.errors.iter().map(|p| p.key.as_str()).collect();
         keys.sort();
         assert_eq!(
@@ -247,11 +230,28 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration(""), None);
+    fn retention_spellings() {
+        let retention = |pairs: &[(&str, &str)]| {
+            EmbeddedConfig::parse(&meta(pairs)).map(|p| p.config.retention)
+        };
+        assert_eq!(retention(&[("retention", "-1")]), Ok(None));
+        assert_eq!(retention(&[("retentionHours", "-1")]), Ok(None));
+        assert_eq!(
+            retention(&[("retentionHours", "2")]),
+            Ok(Some(Duration::from_secs(7200)))
+        );
+        assert_eq!(
+            retention(&[("retention", "3600")]),
+            Ok(Some(Duration::from_secs(3600))),
+            "bare numbers are seconds"
+        );
+        for bad in [
+            [("retention", "0s")],
+            [("retentionHours", "0")],
+            [("retentionBytes", "0")],
+            [("retention", "99999999999h")],
+        ] {
+            assert!(retention(&bad).is_err(), "{bad:?}");
+        }
     }
 }

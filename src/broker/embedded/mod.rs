@@ -43,7 +43,7 @@ use self::group::Groups;
 use self::log::{Log, LogOptions};
 use self::publisher::Publisher;
 use self::subscriber::PartitionTask;
-use super::registry::{BuildContext, Factory, MetadataProblem, Validation};
+use super::registry::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
@@ -235,7 +235,7 @@ impl Factory for EmbeddedFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        EmbeddedConfig::parse(&spec.metadata).1
+        Validation::of(&EmbeddedConfig::parse(&spec.metadata))
     }
 
     async fn build(
@@ -243,11 +243,9 @@ impl Factory for EmbeddedFactory {
         spec: &ComponentSpec,
         ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
-        let (config, validation) = EmbeddedConfig::parse(&spec.metadata);
-        let config = config.map_err(|()| {
-            let all: Vec<String> = validation.errors.iter().map(describe).collect();
-            BrokerError::Rejected(all.join("; "))
-        })?;
+        let config = EmbeddedConfig::parse(&spec.metadata)
+            .map_err(|v| BrokerError::Rejected(v.describe_errors()))?
+            .config;
         let dir = config
             .data_dir
             .clone()
@@ -255,8 +253,4 @@ impl Factory for EmbeddedFactory {
         let broker = Embedded::open(dir, config).await?;
         Ok(Arc::new(broker))
     }
-}
-
-fn describe(p: &MetadataProblem) -> String {
-    format!("{}={:?}: {}", p.key, p.value, p.reason)
 }

@@ -12,7 +12,7 @@
 //! publishers down but never holds them forever. A group whose subscribers
 //! have all left keeps what fits in its bounds for a while (a subscription
 //! that restarts finds its events), discards what does not, and is removed
-//! after [`GROUP_IDLE_TTL`] without subscribers.
+//! after a minute (`GROUP_IDLE_TTL`) without subscribers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,12 +23,13 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{BuildContext, Factory, MetadataProblem, Validation};
+use super::registry::{BuildContext, Factory};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, ReceivedMessage, SubscribeRequest,
     Subscription,
 };
 use crate::backoff::Backoff;
+use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 use crate::config::model::ComponentSpec;
 
 /// Events a group holds (waiting or being delivered) before publishers wait.
@@ -333,6 +334,18 @@ async fn requeue(tx: &mpsc::UnboundedSender<Queued>, queued: Queued, delay: Dura
     }
 }
 
+/// The settings of `pubsub.in-memory`: none. Every key but the ones common
+/// to all components is reported as ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InMemoryConfig;
+
+impl InMemoryConfig {
+    /// Parses the metadata: the (empty) config and the ignored keys.
+    pub fn parse(meta: &Metadata) -> Result<Parsed<Self>, Validation> {
+        MetadataReader::new(meta).finish(Self, &[], "pubsub.in-memory takes no metadata; ignored")
+    }
+}
+
 /// Factory for `pubsub.in-memory`. It takes no metadata.
 pub struct InMemoryFactory;
 
@@ -343,23 +356,16 @@ impl Factory for InMemoryFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        let warnings = spec
-            .metadata
-            .iter()
-            .filter(|(k, _)| !crate::broker::common_metadata_key(k))
-            .map(|(k, v)| MetadataProblem::new(k, v, "pubsub.in-memory takes no metadata; ignored"))
-            .collect();
-        Validation {
-            errors: Vec::new(),
-            warnings,
-        }
+        Validation::of(&InMemoryConfig::parse(&spec.metadata))
     }
 
     async fn build(
         &self,
-        _spec: &ComponentSpec,
+        spec: &ComponentSpec,
         _ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
+        InMemoryConfig::parse(&spec.metadata)
+            .map_err(|v| BrokerError::Rejected(v.describe_errors()))?;
         Ok(Arc::new(InMemory::new()))
     }
 }

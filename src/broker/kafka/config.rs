@@ -2,14 +2,15 @@
 //! component's `spec.metadata` with daprd's key names (components-contrib
 //! `common/component/kafka/metadata.go`) plus a few sidebus settings.
 //!
-//! Parsing is pure: every problem is collected as a [`MetadataProblem`] so
-//! `sidebus validate` can list them all at once.
+//! Parsing is pure and uses the shared `config::metadata::MetadataReader`:
+//! every problem is collected so `sidebus validate` can list them all at
+//! once, and secret values are never echoed.
 
 use std::time::Duration;
 
-use super::reader::{check_timings, looks_secret, parse_auth, parse_strategy, Reader};
-use crate::broker::registry::{MetadataProblem, Validation};
-use crate::broker::{common_metadata_key, Metadata};
+pub use super::reader::Auth;
+use super::reader::{check_timings, parse_auth, parse_strategy, Timings};
+use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 
 /// How a producer writes CloudEvents on Kafka (CloudEvents Kafka binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,29 +28,6 @@ pub enum InitialOffset {
     Oldest,
     /// Only records produced after the group joined (daprd's default).
     Newest,
-}
-
-/// How clients authenticate to the brokers (`authType`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    /// No authentication.
-    None,
-    /// SASL with a user name and password.
-    Password {
-        /// `saslUsername`.
-        username: String,
-        /// `saslPassword`.
-        password: String,
-        /// librdkafka's `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
-        mechanism: &'static str,
-    },
-    /// TLS client certificate.
-    Mtls {
-        /// `clientCert` (PEM).
-        client_cert: String,
-        /// `clientKey` (PEM).
-        client_key: String,
-    },
 }
 
 /// Settings for topics sidebus creates because they do not exist yet.
@@ -163,117 +141,124 @@ const KNOWN: &[&str] = &[
 ];
 
 impl KafkaConfig {
-    /// Parses and validates `meta`. Returns the config when there are no
-    /// errors, and always the full validation (errors and warnings).
-    pub fn parse(meta: &Metadata) -> (Option<KafkaConfig>, Validation) {
-        let mut r = Reader {
-            meta,
-            errors: Vec::new(),
-        };
+    /// Parses and validates `meta`: the config and the ignored keys, or
+    /// every problem.
+    pub fn parse(meta: &Metadata) -> Result<Parsed<KafkaConfig>, Validation> {
+        let mut r = MetadataReader::new(meta);
         let brokers = r.get("brokers").unwrap_or_default().to_string();
         if brokers.is_empty() {
             r.fail("brokers", "", "required: comma-separated host:port list");
         }
         let auth = parse_auth(&mut r);
-        let disable_tls = r.bool("disableTls");
+        let disable_tls = r.bool("disableTls", false);
         let tls = !disable_tls && auth != Auth::None;
-        let initial = r.choice(
-            "initialOffset",
-            &["oldest", "newest", "earliest", "latest"],
-            "oldest",
-        );
-        let content = r.choice("contentMode", &["structured", "binary"], "structured");
         let cleanup = r.get("cleanupPolicy").map(str::to_string);
         if let Some(c) = &cleanup {
             let ok = c
                 .split(',')
                 .all(|p| matches!(p.trim(), "delete" | "compact"));
             if !ok {
-                let c = c.clone();
                 r.fail(
                     "cleanupPolicy",
-                    &c,
+                    c,
                     "expected delete, compact or compact,delete",
                 );
             }
         }
-        let retention = r
-            .get("retention")
-            .map(|_| r.duration("retention", Duration::ZERO));
+        let timings = Timings {
+            session_timeout: dur(&mut r, "sessionTimeout", Duration::from_secs(10)),
+            heartbeat_interval: dur(&mut r, "heartbeatInterval", Duration::from_secs(3)),
+            retry_interval: dur(&mut r, "consumeRetryInterval", Duration::from_millis(100)),
+            retry_max_interval: dur(&mut r, "consumeRetryMaxInterval", Duration::from_secs(30)),
+            publish_timeout: dur(&mut r, "publishTimeout", Duration::from_secs(30)),
+        };
+        check_timings(&mut r, &timings);
         let cfg = KafkaConfig {
             consumer_group: r.get("consumerGroup").map(str::to_string),
-            client_id: r
-                .get("clientId")
-                .or_else(|| r.get("clientID"))
-                .unwrap_or("sidebus")
-                .to_string(),
+            client_id: r.get("clientId").unwrap_or("sidebus").to_string(),
             auth,
             tls,
             ca_cert: r.get("caCert").map(str::to_string),
-            skip_verify: r.bool("skipVerify"),
-            initial_offset: match initial {
-                "newest" | "latest" => InitialOffset::Newest,
-                _ => InitialOffset::Oldest,
-            },
+            skip_verify: r.bool("skipVerify", false),
+            initial_offset: r
+                .choice(
+                    "initialOffset",
+                    &[
+                        ("oldest", InitialOffset::Oldest),
+                        ("newest", InitialOffset::Newest),
+                        ("earliest", InitialOffset::Oldest),
+                        ("latest", InitialOffset::Newest),
+                    ],
+                )
+                .unwrap_or(InitialOffset::Oldest),
             compression: r
                 .choice(
                     "compression",
-                    &["none", "gzip", "snappy", "lz4", "zstd"],
-                    "none",
+                    &[
+                        ("none", "none"),
+                        ("gzip", "gzip"),
+                        ("snappy", "snappy"),
+                        ("lz4", "lz4"),
+                        ("zstd", "zstd"),
+                    ],
                 )
+                .unwrap_or("none")
                 .to_string(),
-            max_message_bytes: r.int("maxMessageBytes", |n: &u32| *n >= 1000),
-            session_timeout: r.duration("sessionTimeout", Duration::from_secs(10)),
-            heartbeat_interval: r.duration("heartbeatInterval", Duration::from_secs(3)),
-            content_mode: if content == "binary" {
-                ContentMode::Binary
-            } else {
-                ContentMode::Structured
-            },
+            max_message_bytes: r.int("maxMessageBytes", 1000..=u32::MAX, ""),
+            session_timeout: timings.session_timeout,
+            heartbeat_interval: timings.heartbeat_interval,
+            content_mode: r
+                .choice(
+                    "contentMode",
+                    &[
+                        ("structured", ContentMode::Structured),
+                        ("binary", ContentMode::Binary),
+                    ],
+                )
+                .unwrap_or(ContentMode::Structured),
             topic_defaults: TopicDefaults {
-                partitions: r.int("partitions", |n: &i32| *n >= 1).unwrap_or(1),
+                partitions: r.int("partitions", 1..=i32::MAX, "").unwrap_or(1),
                 replication_factor: r
-                    .int("replicationFactor", |n: &i32| *n == -1 || *n >= 1)
+                    .int(
+                        "replicationFactor",
+                        -1..=i32::MAX,
+                        "must be -1 (broker default) or at least 1",
+                    )
+                    .filter(|n| *n != 0 || zero_replicas(&mut r))
                     .unwrap_or(-1),
-                retention,
+                retention: r.duration("retention"),
                 cleanup_policy: cleanup,
             },
-            retry_interval: r.duration("consumeRetryInterval", Duration::from_millis(100)),
-            retry_max_interval: r.duration("consumeRetryMaxInterval", Duration::from_secs(30)),
+            retry_interval: timings.retry_interval,
+            retry_max_interval: timings.retry_max_interval,
             rebalance_strategy: parse_strategy(&mut r).to_string(),
             group_instance_id: r.get("groupInstanceId").map(str::to_string),
-            partition_buffer: r
-                .int("channelBufferSize", |n: &usize| (1..=100_000).contains(n))
-                .unwrap_or(256),
-            publish_timeout: r.duration("publishTimeout", Duration::from_secs(30)),
-            stall_timeout: r.duration("stallTimeout", Duration::from_secs(60)),
-            drain_timeout: r.duration("drainTimeout", Duration::from_secs(10)),
-            fetch_max_wait: r.duration("fetchMaxWait", Duration::from_millis(100)),
+            partition_buffer: r.int("channelBufferSize", 1..=100_000, "").unwrap_or(256),
+            publish_timeout: timings.publish_timeout,
+            stall_timeout: dur(&mut r, "stallTimeout", Duration::from_secs(60)),
+            drain_timeout: dur(&mut r, "drainTimeout", Duration::from_secs(10)),
+            fetch_max_wait: dur(&mut r, "fetchMaxWait", Duration::from_millis(100)),
             brokers,
         };
-        check_timings(&mut r, &cfg);
-        let warnings = meta
-            .iter()
-            .filter(|(k, _)| !common_metadata_key(k))
-            .filter(|(k, _)| !KNOWN.iter().any(|n| n.eq_ignore_ascii_case(k)))
-            .map(|(k, v)| {
-                let shown = if looks_secret(k) {
-                    "<secret>"
-                } else {
-                    v.as_str()
-                };
-                MetadataProblem::new(
-                    k,
-                    shown,
-                    "not supported by sidebus's Kafka component; ignored",
-                )
-            })
-            .collect();
-        let validation = Validation {
-            errors: r.errors,
-            warnings,
-        };
-        let cfg = validation.errors.is_empty().then_some(cfg);
-        (cfg, validation)
+        r.finish(
+            cfg,
+            KNOWN,
+            "not supported by sidebus's Kafka component; ignored",
+        )
     }
+}
+
+/// A duration setting, `default` when absent or invalid (recorded).
+fn dur(r: &mut MetadataReader<'_>, key: &str, default: Duration) -> Duration {
+    r.duration(key).unwrap_or(default)
+}
+
+/// Records `replicationFactor: 0`; always `false` (for `filter`).
+fn zero_replicas(r: &mut MetadataReader<'_>) -> bool {
+    r.fail(
+        "replicationFactor",
+        "0",
+        "must be -1 (broker default) or at least 1",
+    );
+    false
 }

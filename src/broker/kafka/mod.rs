@@ -43,6 +43,7 @@ use super::registry::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
+use crate::config::metadata::MetadataReader;
 use crate::config::model::ComponentSpec;
 
 /// A Kafka / Redpanda component.
@@ -68,8 +69,8 @@ impl Kafka {
     /// Parses `metadata` and builds the component (for tests and tools).
     pub fn from_metadata(metadata: &crate::broker::Metadata) -> Result<Self, BrokerError> {
         match KafkaConfig::parse(metadata) {
-            (Some(cfg), _) => Self::new(cfg),
-            (None, v) => Err(BrokerError::Rejected(describe(&v))),
+            Ok(parsed) => Self::new(parsed.config),
+            Err(v) => Err(BrokerError::Rejected(v.describe_errors())),
         }
     }
 }
@@ -80,15 +81,6 @@ impl Kafka {
     pub fn consumer_restarts(&self) -> u64 {
         self.subscriber.restarts()
     }
-}
-
-fn describe(v: &Validation) -> String {
-    let all: Vec<String> = v
-        .errors
-        .iter()
-        .map(|p| format!("{}={:?}: {}", p.key, p.value, p.reason))
-        .collect();
-    all.join("; ")
 }
 
 #[async_trait]
@@ -144,7 +136,7 @@ impl Factory for KafkaFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        KafkaConfig::parse(&spec.metadata).1
+        Validation::of(&KafkaConfig::parse(&spec.metadata))
     }
 
     async fn build(
@@ -152,23 +144,22 @@ impl Factory for KafkaFactory {
         spec: &ComponentSpec,
         _ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
-        let (cfg, validation) = KafkaConfig::parse(&spec.metadata);
-        let Some(mut cfg) = cfg else {
-            return Err(BrokerError::Rejected(format!(
-                "component {}: {}",
-                spec.name,
-                describe(&validation)
-            )));
+        let mut cfg = match KafkaConfig::parse(&spec.metadata) {
+            Ok(parsed) => parsed.config,
+            Err(v) => {
+                return Err(BrokerError::Rejected(format!(
+                    "component {}: {}",
+                    spec.name,
+                    v.describe_errors()
+                )))
+            }
         };
         if cfg.consumer_group.is_none() {
             // daprd: consumerGroup, else consumerID; otherwise the
             // subscription's group (the app id) applies.
-            cfg.consumer_group = spec
-                .metadata
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("consumerID"))
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty());
+            cfg.consumer_group = MetadataReader::new(&spec.metadata)
+                .get("consumerID")
+                .map(str::to_string);
         }
         Ok(Arc::new(Kafka::new(cfg)?))
     }

@@ -1,120 +1,53 @@
-//! The metadata reader behind [`KafkaConfig::parse`](super::config::KafkaConfig::parse):
-//! typed getters that record every problem instead of stopping at the first,
-//! and the parsers of the multi-key settings (auth, rebalance strategy,
-//! timing constraints).
+//! The multi-key settings of [`KafkaConfig::parse`](super::config::KafkaConfig::parse)
+//! (auth, rebalance strategy, timing constraints), read with the shared
+//! `config::metadata::MetadataReader`. This file imports nothing from
+//! `config.rs`; `config.rs` re-exports [`Auth`].
 
 use std::time::Duration;
 
-use super::config::{Auth, KafkaConfig};
-use crate::broker::registry::MetadataProblem;
-use crate::broker::Metadata;
+use crate::config::metadata::MetadataReader;
 
-/// Keys whose values are never echoed in problems.
-const SECRET: &[&str] = &["saslPassword", "clientKey"];
-
-/// Reads metadata, remembering every problem.
-pub struct Reader<'a> {
-    /// The component's metadata.
-    pub meta: &'a Metadata,
-    /// Problems found so far.
-    pub errors: Vec<MetadataProblem>,
+/// How clients authenticate to the brokers (`authType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No authentication.
+    None,
+    /// SASL with a user name and password.
+    Password {
+        /// `saslUsername`.
+        username: String,
+        /// `saslPassword`.
+        password: String,
+        /// librdkafka's `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
+        mechanism: &'static str,
+    },
+    /// TLS client certificate.
+    Mtls {
+        /// `clientCert` (PEM).
+        client_cert: String,
+        /// `clientKey` (PEM).
+        client_key: String,
+    },
 }
 
-impl<'a> Reader<'a> {
-    /// The trimmed, non-empty value of `key` (names match case-insensitively).
-    pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.meta
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Records a problem; secret values are shown as `<secret>`.
-    pub fn fail(&mut self, key: &str, value: &str, reason: impl Into<String>) {
-        let shown = if SECRET.iter().any(|s| s.eq_ignore_ascii_case(key)) {
-            "<secret>"
-        } else {
-            value
-        };
-        self.errors.push(MetadataProblem::new(key, shown, reason));
-    }
-
-    /// A Go duration, or `default` when absent or invalid (recorded).
-    pub fn duration(&mut self, key: &str, default: Duration) -> Duration {
-        match self.get(key) {
-            None => default,
-            // Bare integers are milliseconds, as daprd's metadata decoder
-            // reads duration fields; anything else is a Go duration.
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_millis)
-                .or_else(|_| crate::config::duration::parse(v).map_err(|e| e.to_string()))
-                .unwrap_or_else(|e| {
-                    self.fail(key, v, format!("not a duration: {e}"));
-                    default
-                }),
-        }
-    }
-
-    /// A boolean (`true`/`false`/`1`/`0`), false when absent.
-    pub fn bool(&mut self, key: &str) -> bool {
-        match self.get(key).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(v) => {
-                let v = v.to_string();
-                self.fail(key, &v, "expected true or false");
-                false
-            }
-        }
-    }
-
-    /// A number accepted by `ok`, `None` when absent or invalid (recorded).
-    pub fn int<T: std::str::FromStr>(&mut self, key: &str, ok: impl Fn(&T) -> bool) -> Option<T> {
-        let v = self.get(key)?;
-        match v.parse::<T>() {
-            Ok(n) if ok(&n) => Some(n),
-            _ => {
-                self.fail(key, v, "not a number in the allowed range");
-                None
-            }
-        }
-    }
-
-    /// One of `allowed` (case-insensitive), `default` when absent or invalid.
-    pub fn choice(
-        &mut self,
-        key: &str,
-        allowed: &[&'static str],
-        default: &'static str,
-    ) -> &'static str {
-        match self.get(key) {
-            None => default,
-            Some(v) => match allowed.iter().find(|a| a.eq_ignore_ascii_case(v)) {
-                Some(a) => a,
-                None => {
-                    self.fail(key, v, format!("expected one of {}", allowed.join(", ")));
-                    default
-                }
-            },
-        }
-    }
-}
-
-/// Unknown keys are echoed in warnings unless their name suggests a secret
-/// (daprd's OIDC / schema-registry credentials, for instance).
-pub fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["secret", "password", "key", "token", "cert"]
-        .iter()
-        .any(|s| k.contains(s))
+/// The timing settings whose values constrain each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// `sessionTimeout`.
+    pub session_timeout: Duration,
+    /// `heartbeatInterval`.
+    pub heartbeat_interval: Duration,
+    /// `consumeRetryInterval`.
+    pub retry_interval: Duration,
+    /// `consumeRetryMaxInterval`.
+    pub retry_max_interval: Duration,
+    /// `publishTimeout`.
+    pub publish_timeout: Duration,
 }
 
 /// `authType` (and legacy `authRequired`) with the credentials it needs.
-pub fn parse_auth(r: &mut Reader<'_>) -> Auth {
-    let legacy = r.bool("authRequired");
+pub fn parse_auth(r: &mut MetadataReader<'_>) -> Auth {
+    let legacy = r.bool("authRequired", false);
     let kind = match r.get("authType") {
         None if legacy => "password",
         None => "none",
@@ -181,7 +114,7 @@ pub fn parse_auth(r: &mut Reader<'_>) -> Auth {
 }
 
 /// The librdkafka assignor for `rebalanceStrategy` / `consumerGroupRebalanceStrategy`.
-pub fn parse_strategy(r: &mut Reader<'_>) -> &'static str {
+pub fn parse_strategy(r: &mut MetadataReader<'_>) -> &'static str {
     let key = if r.get("rebalanceStrategy").is_some() {
         "rebalanceStrategy"
     } else {
@@ -205,7 +138,7 @@ pub fn parse_strategy(r: &mut Reader<'_>) -> &'static str {
 }
 
 /// Constraints between timing settings.
-pub fn check_timings(r: &mut Reader<'_>, cfg: &KafkaConfig) {
+pub fn check_timings(r: &mut MetadataReader<'_>, cfg: &Timings) {
     let (s, h) = (cfg.session_timeout, cfg.heartbeat_interval);
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&s) {
         r.fail(

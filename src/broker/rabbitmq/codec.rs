@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::config::{ContentMode, RabbitConfig};
 use crate::broker::{BrokerError, Metadata, PublishRequest};
+use crate::config::metadata::get as meta;
 
 /// Header carrying the publish key (RabbitMQ has no record key).
 pub const KEY_HEADER: &str = "x-sidebus-key";
@@ -55,13 +56,6 @@ pub struct Outgoing {
     pub properties: BasicProperties,
     /// Body bytes.
     pub body: Vec<u8>,
-}
-
-fn meta<'a>(md: &'a Metadata, key: &str) -> Option<&'a str> {
-    md.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
 }
 
 /// Builds the AMQP message for `req`.

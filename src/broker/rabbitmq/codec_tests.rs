@@ -6,7 +6,7 @@ fn cfg(extra: &[(&str, &str)]) -> RabbitConfig {
     for (k, v) in extra {
         md.insert(k.to_string(), v.to_string());
     }
-    RabbitConfig::parse(&md).expect("valid config")
+    RabbitConfig::parse(&md).expect("valid config").config
 }
 
 fn request(data: &str, metadata: &[(&str, &str)]) -> PublishRequest {
@@ -191,5 +191,41 @@ fn ttls_rabbitmq_cannot_take_are_refused() {
             ),
             "ttlInSeconds={ttl}"
         );
+    }
+}
+
+proptest::proptest! {
+    /// Whatever a request carries (names of any length, any bytes in
+    /// values, any TTL text), encoding answers and never panics; it refuses
+    /// exactly when a short string would pass 255 bytes or the TTL is bad.
+    #[test]
+    fn encoding_any_request_answers_and_never_panics(
+        topic in ".{0,300}",
+        key in ".{0,300}",
+        value in ".{0,64}",
+        content_type in ".{0,300}",
+        ttl in proptest::option::of("[0-9]{0,25}"),
+        binary in proptest::bool::ANY,
+        data in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+    ) {
+        let c = cfg(if binary { &[("contentMode", "binary")] } else { &[] });
+        let mut metadata = vec![(key.as_str(), value.as_str())];
+        if let Some(t) = &ttl {
+            metadata.push(("ttlInSeconds", t.as_str()));
+        }
+        let mut req = request("", &metadata);
+        req.topic = topic.clone();
+        req.content_type = content_type.clone();
+        req.data = Bytes::from(data);
+        let result = encode(&c, &req);
+        let too_long = topic.len() > 255
+            || (key.len() > 255 && !key.eq_ignore_ascii_case("ttlInSeconds"))
+            || (!content_type.is_empty() && content_type.len() > 255);
+        if too_long {
+            proptest::prop_assert!(result.is_err());
+        }
+        if let Ok(out) = result {
+            proptest::prop_assert!(out.exchange.as_str().len() <= 255);
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Typed metadata of `pubsub.rabbitmq`, parsed from `spec.metadata` with
 //! daprd's key names (components-contrib `pubsub/rabbitmq/metadata.go`).
 //!
-//! [`RabbitConfig::parse`] is pure: it reports every problem at once and never
-//! touches the network, so `sidebus validate` can run it before any port is
-//! bound.
+//! [`RabbitConfig::parse`] uses the shared `config::metadata::MetadataReader`
+//! and is pure: it reports every problem at once and never touches the
+//! network, so `sidebus validate` can run it before any port is bound.
 
 use std::time::Duration;
 
@@ -11,8 +11,7 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 
 pub use super::uri::{describe, redact};
 
-use crate::broker::registry::MetadataProblem;
-use crate::broker::Metadata;
+use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 
 /// How events are laid out on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,96 +161,11 @@ const FIXED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Reads metadata keys case-insensitively and collects every problem.
-pub(super) struct Reader<'a> {
-    md: &'a Metadata,
-    errors: Vec<MetadataProblem>,
-}
-
-impl Reader<'_> {
-    pub(super) fn get(&self, key: &str) -> Option<&str> {
-        self.md
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    }
-
-    pub(super) fn fail(&mut self, key: &str, value: &str, reason: impl Into<String>) {
-        let shown = if key.eq_ignore_ascii_case("password") || key.contains("Key") {
-            "<secret>"
-        } else {
-            value
-        };
-        self.errors.push(MetadataProblem::new(key, shown, reason));
-    }
-
-    fn parse<T: std::str::FromStr>(&mut self, key: &str, what: &str) -> Option<T> {
-        let raw = self.get(key)?.to_string();
-        match raw.parse::<T>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.fail(key, &raw, format!("must be {what}"));
-                None
-            }
-        }
-    }
-
-    fn flag(&mut self, key: &str, default: bool) -> bool {
-        let Some(raw) = self.get(key).map(str::to_ascii_lowercase) else {
-            return default;
-        };
-        match raw.as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => {
-                self.fail(key, &raw, "must be true or false");
-                default
-            }
-        }
-    }
-
-    fn seconds(&mut self, key: &str) -> Option<Duration> {
-        let raw = self.get(key)?.to_string();
-        match parse_duration(&raw) {
-            Some(d) => Some(d),
-            None => {
-                self.fail(
-                    key,
-                    &raw,
-                    "must be seconds or a duration like 10s, 500ms, 1m",
-                );
-                None
-            }
-        }
-    }
-}
-
-/// Seconds (`10`) or a Go-style duration (`10s`, `500ms`, `2m`, `1h`).
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(raw.len());
-    let (num, unit) = raw.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
 impl RabbitConfig {
-    /// Parses component metadata, returning the config or every problem.
-    pub fn parse(md: &Metadata) -> Result<Self, Vec<MetadataProblem>> {
-        let mut r = Reader {
-            md,
-            errors: Vec::new(),
-        };
+    /// Parses component metadata: the config and the ignored keys, or every
+    /// problem.
+    pub fn parse(md: &Metadata) -> Result<Parsed<Self>, Validation> {
+        let mut r = MetadataReader::new(md);
         let uris = super::uri::connection_uris(&mut r);
         let tls = TlsConfig {
             ca_cert: r.get("caCert").map(str::to_string),
@@ -265,104 +179,74 @@ impl RabbitConfig {
                 "clientCert and clientKey must be given together",
             );
         }
-        let exchange_kind = match r
-            .get("exchangeKind")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("fanout") => ExchangeKind::Fanout,
-            Some("topic") => ExchangeKind::Topic,
-            Some("direct") => ExchangeKind::Direct,
-            Some("headers") => ExchangeKind::Headers,
-            Some(other) => {
-                let other = other.to_string();
-                r.fail(
-                    "exchangeKind",
-                    &other,
-                    "must be fanout, topic, direct or headers",
-                );
-                ExchangeKind::Fanout
-            }
-        };
-        let delivery_mode = r.parse::<u8>("deliveryMode", "0, 1 or 2").unwrap_or(2);
-        if delivery_mode > 2 {
-            r.fail(
-                "deliveryMode",
-                &delivery_mode.to_string(),
-                "must be 0, 1 or 2",
-            );
-        }
-        let prefetch_count = r
-            .parse::<u16>("prefetchCount", "an integer from 1 to 65535")
-            .unwrap_or(64);
-        if prefetch_count == 0 {
-            // Unlimited prefetch defeats the delivery layer's backpressure.
-            r.fail(
-                "prefetchCount",
-                "0",
-                "must be at least 1 (0 would be unlimited)",
-            );
-        }
-        let max_priority = r.parse::<u8>("maxPriority", "an integer from 1 to 255");
-        if max_priority == Some(0) {
-            r.fail("maxPriority", "0", "must be from 1 to 255");
-        }
-        let content_mode = match r.get("contentMode").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("structured") => ContentMode::Structured,
-            Some("binary") => ContentMode::Binary,
-            Some(other) => {
-                let other = other.to_string();
-                r.fail("contentMode", &other, "must be structured or binary");
-                ContentMode::Structured
-            }
-        };
+        let exchange_kind = r
+            .choice(
+                "exchangeKind",
+                &[
+                    ("fanout", ExchangeKind::Fanout),
+                    ("topic", ExchangeKind::Topic),
+                    ("direct", ExchangeKind::Direct),
+                    ("headers", ExchangeKind::Headers),
+                ],
+            )
+            .unwrap_or(ExchangeKind::Fanout);
+        let content_mode = r
+            .choice(
+                "contentMode",
+                &[
+                    ("structured", ContentMode::Structured),
+                    ("binary", ContentMode::Binary),
+                ],
+            )
+            .unwrap_or(ContentMode::Structured);
         let cfg = RabbitConfig {
             uris,
             tls,
             exchange_kind,
             routing_key: r.get("routingKey").unwrap_or_default().to_string(),
-            durable: r.flag("durable", true),
-            deleted_when_unused: r.flag("deletedWhenUnused", false),
-            delivery_mode,
-            prefetch_count,
-            ttl: r.seconds("ttlInSeconds").filter(|d| !d.is_zero()),
-            max_len: r.parse("maxLen", "a non-negative integer"),
-            max_len_bytes: r.parse("maxLenBytes", "a non-negative integer"),
-            max_priority,
-            single_active_consumer: r.flag("singleActiveConsumer", false),
-            enable_dead_letter: r.flag("enableDeadLetter", false),
+            durable: r.bool("durable", true),
+            deleted_when_unused: r.bool("deletedWhenUnused", false),
+            delivery_mode: r
+                .int("deliveryMode", 0..=2, "must be 0, 1 or 2")
+                .unwrap_or(2),
+            // 0 would be unlimited prefetch, defeating the delivery layer's
+            // backpressure.
+            prefetch_count: r
+                .int(
+                    "prefetchCount",
+                    1..=u16::MAX,
+                    "must be an integer from 1 to 65535 (0 would be unlimited)",
+                )
+                .unwrap_or(64),
+            ttl: r.duration("ttlInSeconds").filter(|d| !d.is_zero()),
+            max_len: r.int("maxLen", 0..=u64::MAX, "must be a non-negative integer"),
+            max_len_bytes: r.int(
+                "maxLenBytes",
+                0..=u64::MAX,
+                "must be a non-negative integer",
+            ),
+            max_priority: r.int("maxPriority", 1..=u8::MAX, ""),
+            single_active_consumer: r.bool("singleActiveConsumer", false),
+            enable_dead_letter: r.bool("enableDeadLetter", false),
             reconnect_wait: r
-                .seconds("reconnectWaitSeconds")
+                .duration("reconnectWaitSeconds")
                 .unwrap_or(Duration::from_secs(3)),
-            heartbeat: r.seconds("heartBeat").unwrap_or(Duration::from_secs(10)),
+            heartbeat: r.duration("heartBeat").unwrap_or(Duration::from_secs(10)),
             client_name: r.get("clientName").map(str::to_string),
             content_mode,
-            queue_expires: r.seconds("queueExpiresInSeconds").filter(|d| !d.is_zero()),
+            queue_expires: r.duration("queueExpiresInSeconds").filter(|d| !d.is_zero()),
         };
-        if r.errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(r.errors)
-        }
-    }
-
-    /// Keys that are ignored, as warnings (unknown or fixed behaviour).
-    pub fn warnings(md: &Metadata) -> Vec<MetadataProblem> {
-        let mut out = Vec::new();
-        for (k, v) in md {
-            if crate::broker::common_metadata_key(k)
-                || KNOWN.iter().any(|n| n.eq_ignore_ascii_case(k))
-            {
-                continue;
+        for (name, why) in FIXED {
+            if let Some((k, v)) = r.entry(name) {
+                r.warn(k, v, format!("ignored: {why}"));
             }
-            let reason = FIXED
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                .map(|(_, why)| format!("ignored: {why}"))
-                .unwrap_or_else(|| "unknown to pubsub.rabbitmq; ignored".to_string());
-            out.push(MetadataProblem::new(k, v, reason));
         }
-        out
+        let known: Vec<&str> = KNOWN
+            .iter()
+            .chain(FIXED.iter().map(|(n, _)| n))
+            .copied()
+            .collect();
+        r.finish(cfg, &known, "unknown to pubsub.rabbitmq; ignored")
     }
 
     /// Whether any broker is reached over TLS.

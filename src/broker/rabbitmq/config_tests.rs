@@ -1,18 +1,13 @@
 use std::time::Duration;
 
 use super::*;
-
-fn md(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::config::metadata::test_metadata as md;
 
 #[test]
 fn defaults_from_a_connection_string() {
     let cfg = RabbitConfig::parse(&md(&[("connectionString", "amqp://u:p@10.0.0.1:5673/%2f")]))
-        .expect("valid");
+        .expect("valid")
+        .config;
     assert_eq!(cfg.uris.len(), 1);
     assert_eq!(cfg.uris[0].authority.host, "10.0.0.1");
     assert_eq!(cfg.uris[0].authority.port, 5673);
@@ -39,7 +34,8 @@ fn host_list_for_failover() {
         ("exchangeKind", "topic"),
         ("contentMode", "binary"),
     ]))
-    .expect("valid");
+    .expect("valid")
+    .config;
     let hosts: Vec<_> = cfg.uris.iter().map(describe).collect();
     assert_eq!(hosts, ["a:5672", "b:5672", "c:5999"]);
     assert_eq!(cfg.uris[1].authority.userinfo.username, "bob");
@@ -61,7 +57,8 @@ fn every_problem_is_reported_at_once() {
         ("heartBeat", "soon"),
         ("clientCert", "PEM"),
     ]))
-    .expect_err("invalid");
+    .expect_err("invalid")
+    .errors;
     let keys: Vec<_> = errs.iter().map(|p| p.key.as_str()).collect();
     for k in [
         "connectionString",
@@ -78,28 +75,46 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn a_connection_is_required_and_passwords_stay_hidden() {
-    let errs = RabbitConfig::parse(&md(&[])).expect_err("no host");
+    let errs = RabbitConfig::parse(&md(&[])).expect_err("no host").errors;
     assert_eq!(errs[0].key, "connectionString");
     assert_eq!(redact("amqp://u:pw@h:1/%2f"), "amqp://u:<secret>@h:1/%2f");
 }
 
 #[test]
 fn unknown_and_fixed_keys_warn_but_runtime_keys_are_silent() {
-    let warnings = RabbitConfig::warnings(&md(&[
+    let warnings = RabbitConfig::parse(&md(&[
         ("hostname", "h"),
         ("consumerID", "app"),
         ("partitionKeyAttribute", "k"),
         ("publisherConfirm", "false"),
         ("mystery", "1"),
-    ]));
+    ]))
+    .expect("valid")
+    .warnings;
     let keys: Vec<_> = warnings.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["mystery", "publisherConfirm"]);
 }
 
 #[test]
-fn durations_accept_seconds_and_go_units() {
-    assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-    assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-    assert_eq!(parse_duration("x"), None);
+fn durations_are_seconds_or_go_units_and_booleans_are_go_booleans() {
+    let parse = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("hostname", "h")];
+        all.extend_from_slice(pairs);
+        RabbitConfig::parse(&md(&all))
+    };
+    let cfg = parse(&[
+        ("reconnectWaitSeconds", "3"),
+        ("heartBeat", "500ms"),
+        ("queueExpiresInSeconds", "2m"),
+        ("durable", "F"),
+    ])
+    .expect("valid")
+    .config;
+    assert_eq!(cfg.reconnect_wait, Duration::from_secs(3));
+    assert_eq!(cfg.heartbeat, Duration::from_millis(500));
+    assert_eq!(cfg.queue_expires, Some(Duration::from_secs(120)));
+    assert!(!cfg.durable);
+    let v = parse(&[("ttlInSeconds", "x"), ("durable", "yes")]).expect_err("invalid");
+    let keys: Vec<_> = v.errors.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["durable", "ttlInSeconds"]);
 }

@@ -164,12 +164,7 @@ impl Factory for RabbitMqFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        Validation {
-            errors: RabbitConfig::parse(&spec.metadata)
-                .err()
-                .unwrap_or_default(),
-            warnings: RabbitConfig::warnings(&spec.metadata),
-        }
+        Validation::of(&RabbitConfig::parse(&spec.metadata))
     }
 
     async fn build(
@@ -177,13 +172,9 @@ impl Factory for RabbitMqFactory {
         spec: &ComponentSpec,
         _ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
-        let cfg = RabbitConfig::parse(&spec.metadata).map_err(|problems| {
-            let list: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", p.key, p.reason))
-                .collect();
-            BrokerError::Rejected(list.join("; "))
-        })?;
+        let cfg = RabbitConfig::parse(&spec.metadata)
+            .map_err(|v| BrokerError::Rejected(v.describe_errors()))?
+            .config;
         let component = RabbitMq::start(cfg);
         if let Err(err) = component.wait_ready(BUILD_WAIT).await {
             // Not fatal: the supervisors keep trying and readiness reports it.

@@ -27,7 +27,7 @@ async fn component() -> Arc<dyn PubSub> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let cfg = RabbitConfig::parse(&md).expect("valid test config");
+    let cfg = RabbitConfig::parse(&md).expect("valid test config").config;
     let c = RabbitMq::connect(cfg, Duration::from_secs(15))
         .await
         .unwrap_or_else(|e| panic!("RabbitMQ at SIDEBUS_TEST_RABBITMQ_URL unreachable: {e}"));

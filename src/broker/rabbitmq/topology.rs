@@ -14,6 +14,7 @@ use super::config::RabbitConfig;
 use super::connection::Live;
 use super::publisher::{ensure_exchange, map_err};
 use crate::broker::{BrokerError, Metadata};
+use crate::config::metadata;
 
 /// Where one subscription reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,12 +37,7 @@ impl QueuePlan {
         group: &str,
         md: &Metadata,
     ) -> Result<Self, BrokerError> {
-        let get = |key: &str| {
-            md.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |key: &str| metadata::get(md, key).map(str::to_string);
         let queue = get("queueName").unwrap_or_else(|| format!("{group}-{topic}"));
         let keys = get("routingKey").unwrap_or_else(|| cfg.routing_key.clone());
         let mut routing_keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
@@ -207,7 +203,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let cfg = RabbitConfig::parse(&md).expect("valid");
+        let cfg = RabbitConfig::parse(&md).expect("valid").config;
         let plan = QueuePlan::new(&cfg, "orders", "app1", &Metadata::new()).expect("valid plan");
         assert_eq!(plan.queue, "app1-orders");
         assert_eq!(plan.routing_keys, ["a.b"]);
@@ -236,7 +232,7 @@ mod tests {
     #[test]
     fn names_over_255_bytes_are_refused() {
         let md: Metadata = [("hostname".to_string(), "h".to_string())].into();
-        let cfg = RabbitConfig::parse(&md).expect("valid");
+        let cfg = RabbitConfig::parse(&md).expect("valid").config;
         let long = "q".repeat(252);
         let sub: Metadata = [("queueName".to_string(), long.clone())].into();
         // 252 bytes fit, but dlx-<queue> would not.

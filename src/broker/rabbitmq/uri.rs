@@ -3,7 +3,7 @@
 
 use lapin::uri::{AMQPScheme, AMQPUri};
 
-use super::config::Reader;
+use crate::config::metadata::MetadataReader as Reader;
 
 /// Every broker URI the metadata names, in the order to try them.
 pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {

@@ -6,13 +6,9 @@ use std::collections::BTreeSet;
 use serde_yaml_ng::Value;
 
 use super::documents::{self, describe, get, items, scalar};
-use super::{Header, LoadEnv, Sink};
-use crate::broker::registry::Registry;
-use crate::broker::Metadata;
+use super::{ComponentTypes, Header, LoadEnv, Sink};
+use crate::config::metadata::{Metadata, SECRET_MASK};
 use crate::config::model::ComponentSpec;
-
-/// Shown instead of a secret's value anywhere we print one.
-pub(crate) const SECRET_MASK: &str = "<secret>";
 
 /// A component as read, before cross-document checks.
 #[derive(Debug, Clone)]
@@ -28,22 +24,22 @@ pub(crate) fn parse(
     type_name: &str,
     value: &Value,
     env: &LoadEnv,
-    registry: &Registry,
+    types: &dyn ComponentTypes,
     sink: &mut Sink,
 ) -> Option<ParsedComponent> {
     let errors_before = sink.errors.len();
-    let Some(factory) = registry.get(type_name) else {
+    if !types.type_names().contains(&type_name) {
         sink.error(
             header,
             "spec.type",
             type_name,
             format!(
                 "unknown pubsub type; known types: {}",
-                registry.type_names().join(", ")
+                types.type_names().join(", ")
             ),
         );
         return None;
-    };
+    }
     let version = match documents::path(value, "spec.version").map(scalar) {
         None => "v1".to_string(),
         Some(Some(v)) if v.is_empty() => "v1".to_string(),
@@ -85,13 +81,13 @@ pub(crate) fn parse(
         source: header.file.clone(),
     };
     #[allow(unused_mut)] // mutated only with the outbox (embedded feature)
-    let mut validation = factory.validate(&spec);
+    let mut validation = types.validate(&spec).unwrap_or_default();
     // The outbox keys are common to every component type (the runtime
     // wraps the component), so they are checked here, not by factories.
     #[cfg(feature = "embedded")]
     validation
         .errors
-        .extend(crate::policy::outbox::config::metadata_problems(&spec));
+        .extend(crate::config::outbox::metadata_problems(&spec));
     let mask = |key: &str, value: &str| {
         if secrets.contains(key) {
             SECRET_MASK.to_string()

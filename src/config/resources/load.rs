@@ -11,7 +11,6 @@ use super::component::{self, ParsedComponent};
 use super::documents::{self, get, scalar, Document};
 use super::resiliency::ResiliencyPolicies;
 use super::{in_scope, scopes_overlap, subscription, Header, LoadEnv, Loaded, Sink};
-use crate::broker::registry::Registry;
 use crate::config::error::ConfigError;
 use crate::config::model::{ResiliencySpec, Resources, SubscriptionSpec};
 
@@ -22,7 +21,7 @@ const V2ALPHA1: &str = "dapr.io/v2alpha1";
 pub(crate) fn run(
     paths: &[PathBuf],
     env: &LoadEnv,
-    registry: &Registry,
+    types: &dyn super::ComponentTypes,
 ) -> Result<Loaded, Vec<ConfigError>> {
     let mut sink = Sink::default();
     let docs = documents::read_all(paths, &mut sink.errors);
@@ -78,7 +77,7 @@ pub(crate) fn run(
                 }
                 declared.push((header.clone(), doc.file.clone()));
                 if let Some(parsed) =
-                    component::parse(&header, &type_name, &doc.value, env, registry, &mut sink)
+                    component::parse(&header, &type_name, &doc.value, env, types, &mut sink)
                 {
                     components.push(parsed);
                 }

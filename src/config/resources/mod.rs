@@ -17,9 +17,8 @@ mod subscription;
 
 use std::path::PathBuf;
 
-use crate::broker::registry::Registry;
-use crate::broker::Metadata;
 use crate::config::error::ConfigError;
+use crate::config::metadata::{Metadata, Validation};
 use crate::config::model::{ComponentSpec, Resources};
 use crate::config::secrets::SecretResolver;
 use crate::config::template::TemplateContext;
@@ -28,6 +27,21 @@ pub use resiliency::{
     AppliedPolicies, Backoff, CircuitBreakerPolicy, ComponentTargets, Direction, PolicyProblem,
     ResiliencyPolicies, RetryPolicy, StatusMatching, TargetPolicies,
 };
+
+/// What resource loading needs to know about component types. The
+/// component registry (`broker::Registry`) implements it, so config does not
+/// depend on the brokers.
+pub trait ComponentTypes {
+    /// Every known `spec.type`, sorted.
+    fn type_names(&self) -> Vec<&'static str>;
+
+    /// The type of the component used when no resources path is given.
+    fn default_type(&self) -> &'static str;
+
+    /// The component's own check of its metadata (its config parse with the
+    /// config thrown away), or `None` when the type is unknown.
+    fn validate(&self, spec: &ComponentSpec) -> Option<Validation>;
+}
 
 /// The result of a successful load.
 #[derive(Debug, Clone, Default)]
@@ -45,24 +59,24 @@ pub struct Loaded {
 pub fn load(
     paths: &[PathBuf],
     app_id: &str,
-    registry: &Registry,
+    types: &dyn ComponentTypes,
 ) -> Result<Loaded, Vec<ConfigError>> {
     let env = LoadEnv {
         app_id: app_id.to_string(),
         templates: TemplateContext::from_env(app_id),
         secrets: SecretResolver::from_env(),
     };
-    load::run(paths, &env, registry)
+    load::run(paths, &env, types)
 }
 
 /// The component used when no resources path is given: `pubsub` of the
 /// registry's default type, with `consumerID` = app id.
-pub fn default_component(registry: &Registry, app_id: &str) -> ComponentSpec {
+pub fn default_component(types: &dyn ComponentTypes, app_id: &str) -> ComponentSpec {
     let mut metadata = Metadata::new();
     metadata.insert("consumerID".to_string(), app_id.to_string());
     ComponentSpec {
         name: "pubsub".to_string(),
-        type_name: registry.default_type().to_string(),
+        type_name: types.default_type().to_string(),
         version: "v1".to_string(),
         metadata,
         scopes: Vec::new(),

@@ -1,17 +1,35 @@
 //! `kind: Resiliency`: the typed policies (`ResiliencyPolicies`) the policy
-//! layer applies, parsed from the raw `spec` kept in [`ResiliencySpec`].
-//! One parser serves validation at load time and the policy layer later, so
-//! the two cannot disagree.
+//! layer applies, parsed from the raw `spec` kept in [`ResiliencySpec`](crate::config::model::ResiliencySpec).
+//! One parser (`resiliency_parse.rs`, which also holds the parsing
+//! constructors of [`ResiliencyPolicies`]) serves validation at load time
+//! and the policy layer later, so the two cannot disagree. This file is the
+//! model only and imports nothing of the parser.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
+/// One problem in a Resiliency spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}={value:?}: {reason}")]
+pub struct PolicyProblem {
+    /// Dotted field path from the resource root, e.g. `spec.policies.retries.r.maxRetries`.
+    pub field: String,
+    /// The offending value.
+    pub value: String,
+    /// Why it is wrong.
+    pub reason: String,
+}
 
-use super::resiliency_parse::{self as parse, str_at};
-use crate::config::model::ResiliencySpec;
-
-pub use super::resiliency_parse::PolicyProblem;
+impl PolicyProblem {
+    /// Convenience constructor.
+    pub fn new(field: &str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
 
 /// Backoff shape of a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,76 +158,6 @@ pub struct ResiliencyPolicies {
 }
 
 impl ResiliencyPolicies {
-    /// Parses one `spec`, listing every problem (field paths start at
-    /// `spec.`). Problems leave the offending policy out.
-    pub fn parse(spec: &Value) -> (Self, Vec<PolicyProblem>) {
-        let mut problems = Vec::new();
-        let mut out = Self::default();
-        for (name, v) in parse::map_at(spec, "policies.timeouts") {
-            let field = format!("spec.policies.timeouts.{name}");
-            if let Some(d) = parse::duration(v, &field, &mut problems) {
-                out.timeouts.insert(name.clone(), d);
-            }
-        }
-        for (name, v) in parse::map_at(spec, "policies.retries") {
-            let field = format!("spec.policies.retries.{name}");
-            if let Some(r) = parse::retry(v, &field, &mut problems) {
-                out.retries.insert(name.clone(), r);
-            }
-        }
-        for (name, v) in parse::map_at(spec, "policies.circuitBreakers") {
-            let field = format!("spec.policies.circuitBreakers.{name}");
-            if let Some(cb) = parse::breaker(v, &field, &mut problems) {
-                out.circuit_breakers.insert(name.clone(), cb);
-            }
-        }
-        for (name, v) in parse::map_at(spec, "targets.components") {
-            let field = format!("spec.targets.components.{name}");
-            let target = ComponentTargets {
-                inbound: out.target(v.get("inbound"), &format!("{field}.inbound"), &mut problems),
-                outbound: out.target(
-                    v.get("outbound"),
-                    &format!("{field}.outbound"),
-                    &mut problems,
-                ),
-            };
-            out.components.insert(name.clone(), target);
-        }
-        (out, problems)
-    }
-
-    /// Parses one spec; any problem is an error.
-    pub fn from_spec(spec: &Value) -> Result<Self, Vec<PolicyProblem>> {
-        let (policies, problems) = Self::parse(spec);
-        if problems.is_empty() {
-            Ok(policies)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// Merges the loaded Resiliency resources; the first definition of a
-    /// name wins, as with components and subscriptions.
-    pub fn from_specs(specs: &[ResiliencySpec]) -> Result<Self, Vec<PolicyProblem>> {
-        let mut out = Self::default();
-        for spec in specs {
-            let one = Self::from_spec(&spec.spec)?;
-            for (k, v) in one.timeouts {
-                out.timeouts.entry(k).or_insert(v);
-            }
-            for (k, v) in one.retries {
-                out.retries.entry(k).or_insert(v);
-            }
-            for (k, v) in one.circuit_breakers {
-                out.circuit_breakers.entry(k).or_insert(v);
-            }
-            for (k, v) in one.components {
-                out.components.entry(k).or_insert(v);
-            }
-        }
-        Ok(out)
-    }
-
     /// The policies for a component and direction: the named target first,
     /// then daprd's default policy names from the narrowest
     /// (`DefaultPubsubComponentInboundRetryPolicy`) to the global one
@@ -245,45 +193,13 @@ impl ResiliencyPolicies {
             .find_map(|n| self.circuit_breakers.get(n)),
         }
     }
-
-    /// One direction of a target; references must name defined policies.
-    fn target(
-        &self,
-        v: Option<&Value>,
-        field: &str,
-        problems: &mut Vec<PolicyProblem>,
-    ) -> TargetPolicies {
-        let Some(v) = v else {
-            return TargetPolicies::default();
-        };
-        let mut reference = |key: &str, defined: &dyn Fn(&str) -> bool, what: &str| {
-            let name = str_at(v, key)?;
-            if !defined(&name) {
-                problems.push(PolicyProblem::new(
-                    &format!("{field}.{key}"),
-                    &name,
-                    format!("no {what} policy with this name in spec.policies"),
-                ));
-                return None;
-            }
-            Some(name)
-        };
-        TargetPolicies {
-            timeout: reference("timeout", &|n| self.timeouts.contains_key(n), "timeout"),
-            retry: reference("retry", &|n| self.retries.contains_key(n), "retry"),
-            circuit_breaker: reference(
-                "circuitBreaker",
-                &|n| self.circuit_breakers.contains_key(n),
-                "circuit breaker",
-            ),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::config::model::ResiliencySpec;
+    use serde_json::{json, Value};
 
     fn spec() -> Value {
         json!({

@@ -5,8 +5,9 @@ use serde_yaml_ng::Value;
 
 use super::documents::{self, describe, entries, get, items, scalar};
 use super::{Header, Sink};
-use crate::broker::Metadata;
+use crate::config::metadata::{parse_go_bool, Metadata};
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
+use crate::config::subscription::SubscriptionOptions;
 use crate::config::validate;
 
 /// Largest `bulkSubscribe.maxMessagesCount` we accept.
@@ -36,13 +37,17 @@ pub(crate) fn parse(header: &Header, value: &Value, sink: &mut Sink) -> Option<S
         .filter(|s| !s.is_empty());
     let bulk = bulk_subscribe(header, value, sink);
     let metadata = metadata(header, value, sink);
-    for p in validate::subscription_metadata(&metadata) {
-        sink.error(
-            header,
-            &format!("spec.metadata.{}", p.key),
-            &p.value,
-            p.reason,
-        );
+    // The parser delivery uses when the subscription starts, so what
+    // passes here runs there.
+    if let Err(v) = SubscriptionOptions::parse(&metadata, dead_letter_topic.is_some()) {
+        for p in v.errors {
+            sink.error(
+                header,
+                &format!("spec.metadata.{}", p.key),
+                &p.value,
+                p.reason,
+            );
+        }
     }
     (sink.errors.len() == errors_before).then(|| SubscriptionSpec {
         name: header.name.clone(),
@@ -122,7 +127,7 @@ fn bulk_subscribe(header: &Header, value: &Value, sink: &mut Sink) -> BulkSubscr
     };
     if let Some(v) = get(section, "enabled") {
         let raw = describe(v);
-        match validate::parse_go_bool(&raw) {
+        match parse_go_bool(&raw) {
             Some(b) => bulk.enabled = b,
             None => sink.error(
                 header,

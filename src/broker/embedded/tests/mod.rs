@@ -4,6 +4,7 @@
 mod crash;
 mod faults;
 mod groups;
+mod props;
 mod reopen;
 mod storage;
 

@@ -3,20 +3,14 @@
 use std::time::Duration;
 
 use crate::broker::kafka::config::{Auth, ContentMode, InitialOffset, KafkaConfig};
-use crate::broker::Metadata;
-
-fn meta(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::config::metadata::test_metadata as meta;
 
 #[test]
 fn defaults_are_the_safe_ones() {
-    let (cfg, v) = KafkaConfig::parse(&meta(&[("brokers", "a:9092,b:9092")]));
-    assert!(v.errors.is_empty() && v.warnings.is_empty(), "{v:?}");
-    let cfg = cfg.expect("valid");
+    let parsed = KafkaConfig::parse(&meta(&[("brokers", "a:9092,b:9092")]))
+        .unwrap_or_else(|v| panic!("valid: {v:?}"));
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let cfg = parsed.config;
     assert_eq!(cfg.initial_offset, InitialOffset::Oldest);
     assert_eq!(cfg.content_mode, ContentMode::Structured);
     assert_eq!(cfg.auth, Auth::None);
@@ -29,7 +23,7 @@ fn defaults_are_the_safe_ones() {
 
 #[test]
 fn daprd_yaml_values_are_understood() {
-    let (cfg, v) = KafkaConfig::parse(&meta(&[
+    let parsed = KafkaConfig::parse(&meta(&[
         ("brokers", "k:9093"),
         ("consumerGroup", "orders"),
         ("authType", "password"),
@@ -45,8 +39,9 @@ fn daprd_yaml_values_are_understood() {
         ("contentMode", "binary"),
         ("consumerID", "app"),
         ("version", "2.0.0"),
-    ]));
-    let cfg = cfg.unwrap_or_else(|| panic!("valid: {v:?}"));
+    ]))
+    .unwrap_or_else(|v| panic!("valid: {v:?}"));
+    let cfg = parsed.config;
     assert!(cfg.tls, "password auth uses TLS unless disableTls");
     assert!(matches!(
         cfg.auth,
@@ -63,7 +58,7 @@ fn daprd_yaml_values_are_understood() {
         Some(Duration::from_secs(168 * 3600))
     );
     assert_eq!(cfg.content_mode, ContentMode::Binary);
-    let warned: Vec<&str> = v.warnings.iter().map(|p| p.key.as_str()).collect();
+    let warned: Vec<&str> = parsed.warnings.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
         warned,
         vec!["version"],
@@ -73,7 +68,7 @@ fn daprd_yaml_values_are_understood() {
 
 #[test]
 fn every_problem_is_reported_and_secrets_are_hidden() {
-    let (cfg, v) = KafkaConfig::parse(&meta(&[
+    let v = KafkaConfig::parse(&meta(&[
         ("authType", "mtls"),
         ("clientKey", "-----BEGIN PRIVATE KEY-----"),
         ("compression", "brotli"),
@@ -84,8 +79,8 @@ fn every_problem_is_reported_and_secrets_are_hidden() {
         ("saslPassword", "hunter2"),
         ("authRequired", "maybe"),
         ("oidcClientSecret", "hunter2"),
-    ]));
-    assert!(cfg.is_none());
+    ]))
+    .expect_err("invalid");
     let keys: Vec<&str> = v.errors.iter().map(|p| p.key.as_str()).collect();
     for want in [
         "brokers",
@@ -106,4 +101,32 @@ fn every_problem_is_reported_and_secrets_are_hidden() {
             .all(|p| !p.value.contains("hunter2") && !p.value.contains("PRIVATE")),
         "a secret was echoed: {v:?}"
     );
+}
+
+#[test]
+fn durations_follow_the_metadata_rule() {
+    let parsed = KafkaConfig::parse(&meta(&[
+        ("brokers", "k:9092"),
+        ("sessionTimeout", "30"),
+        ("consumeRetryInterval", "1"),
+        ("retention", "1.5h"),
+    ]))
+    .unwrap_or_else(|v| panic!("valid: {v:?}"));
+    let cfg = parsed.config;
+    assert_eq!(
+        cfg.session_timeout,
+        Duration::from_secs(30),
+        "bare = seconds"
+    );
+    assert_eq!(cfg.retry_interval, Duration::from_secs(1));
+    assert_eq!(
+        cfg.topic_defaults.retention,
+        Some(Duration::from_secs(5400))
+    );
+    let v = KafkaConfig::parse(&meta(&[
+        ("brokers", "k:9092"),
+        ("consumeRetryInterval", "200"),
+    ]))
+    .expect_err("200 s is above consumeRetryMaxInterval (30s)");
+    assert_eq!(v.errors[0].key, "consumeRetryInterval");
 }
