@@ -20,6 +20,7 @@
 pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod factory;
 pub mod in_memory;
 #[cfg(feature = "kafka")]
 pub mod kafka;

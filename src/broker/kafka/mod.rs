@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use self::config::KafkaConfig;
 use self::publisher::Publisher;
 use self::subscriber::Subscriber;
-use super::registry::{BuildContext, Factory, Validation};
+use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
