@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::{validate, Cli, Command};
 use sidebus::runtime::start;
 

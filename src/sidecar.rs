@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Registry;
+use crate::broker::registry::Registry;
 use crate::config::Settings;
 use crate::runtime::start::{self, Delivery, EXIT_CONFIG, EXIT_FAILURE};
 use crate::runtime::Runtime;

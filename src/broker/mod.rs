@@ -35,8 +35,6 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub use registry::Registry;
-
 pub use crate::config::metadata::Metadata;
 
 /// One event to publish. `data` is what goes on the wire: the CloudEvent JSON

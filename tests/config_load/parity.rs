@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::metadata::Metadata;
 use sidebus::config::validate;
 use sidebus::config::Settings;
