@@ -355,3 +355,53 @@ fn default_component_is_pubsub_of_the_default_type() {
         .get(&c.type_name)
         .is_some_and(|f| f.validate(&c).errors.is_empty()));
 }
+
+/// Component names become folder names (`<data dir>/<name>`, the outbox's
+/// `<data dir>/outbox/<name>`): `../x` escaped the data folder, and an
+/// embedded component named `outbox` shared the outbox's folder.
+#[test]
+fn names_that_would_escape_or_collide_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let component = |name: &str, ty: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: \"{name}\"\nspec:\n  type: {ty}\n  version: v1\n"
+        )
+    };
+    let bad = ["../x", "a/b", ".hidden", "-lead", "trail-", "x y"];
+    let mut docs: Vec<String> = bad
+        .iter()
+        .map(|n| component(n, "pubsub.in-memory"))
+        .collect();
+    docs.push(component("outbox", "pubsub.embedded"));
+    docs.push(component("order_pubsub.v2", "pubsub.in-memory"));
+    std::fs::write(dir.path().join("c.yaml"), docs.join("---\n")).expect("write");
+    let errors = load_err(&[dir.path().to_path_buf()], "checkout");
+    for name in bad {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field == "metadata.name" && e.value == name),
+            "{name} not refused:\n{}",
+            lines(&errors)
+        );
+    }
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.resource.contains("outbox") && e.reason.contains("own dataDir")),
+        "embedded 'outbox' not refused:\n{}",
+        lines(&errors)
+    );
+    assert!(
+        !errors.iter().any(|e| e.resource.contains("order_pubsub")),
+        "a self-hosted style name is fine:\n{}",
+        lines(&errors)
+    );
+
+    // With its own dataDir, an embedded component may be called outbox.
+    let ok = tempfile::tempdir().expect("tempdir");
+    let mut doc = component("outbox", "pubsub.embedded");
+    doc.push_str("  metadata:\n  - name: dataDir\n    value: /tmp/elsewhere\n");
+    std::fs::write(ok.path().join("c.yaml"), doc).expect("write");
+    load_ok(&[ok.path().to_path_buf()], "checkout");
+}

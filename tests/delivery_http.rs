@@ -14,6 +14,17 @@ use sidebus::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, Subscri
 use sidebus::delivery::{discover_http, merge, SubscriptionStats};
 use support::*;
 
+/// Waits until `dlq` holds `n` dead letters, failing if it got more.
+async fn dead_letters(dlq: &Collector, n: usize) {
+    let got = assert_eventually!(
+        format!("{n} dead letters (observed: how many)"),
+        WAIT,
+        dlq.all().len(),
+        |got: &usize| *got >= n
+    );
+    assert_eq!(got, n, "dead letters");
+}
+
 /// Answers `first` to the first request and SUCCESS afterwards.
 async fn answer_case(
     status: u16,
@@ -38,12 +49,27 @@ async fn answer_case(
         .await;
     sc.publish("t", ce("e1", "t", "order", json!({"n": 1})), None)
         .await;
-    sc.wait_stats("t", |s| s.delivered + s.dropped == 1).await;
-    // Nothing may follow a settled event: give a redelivery a chance to show.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let stats = sc.stats("t");
+    let stats = sc.wait_stats("t", |s| s.delivered + s.dropped == 1).await;
+    // Nothing may follow a settled event. The dispatcher retries only before
+    // it settles, and the broker redelivers only what was handed back to it
+    // (`handed_back`); a marker behind the event shows the counters are
+    // final: it is settled after everything the subscription did for e1.
+    sc.publish("t", ce("marker", "t", "marker", json!(null)), None)
+        .await;
+    let after = sc.wait_stats("t", |s| s.delivered + s.dropped == 2).await;
+    assert_eq!(after.handed_back, 0, "e1 was handed back for redelivery");
+    assert_eq!(
+        (after.retries, after.dropped, after.delivered),
+        (stats.retries, stats.dropped, stats.delivered + 1),
+        "only the marker was processed after e1 settled"
+    );
     sc.manager.shutdown(Duration::from_secs(1)).await;
-    (app.requests(), stats, app)
+    let reqs = app
+        .requests()
+        .into_iter()
+        .filter(|r| r.json()["id"] != "marker")
+        .collect();
+    (reqs, stats, app)
 }
 
 #[tokio::test]
@@ -170,7 +196,7 @@ async fn dead_letters_carry_original_bytes_and_reason_headers() {
     let failing = ce("f1", "t", "order", json!({"mode": "fail"}));
     sc.publish("t", dropped.clone(), Some("k1")).await;
     sc.publish("t", failing.clone(), Some("k2")).await;
-    wait_until(WAIT, || dlq.all().len() == 2).await;
+    dead_letters(&dlq, 2).await;
     let letters = dlq.all();
     let find = |data: &Bytes| {
         letters
@@ -226,7 +252,7 @@ async fn routing_rules_default_and_no_match() {
         .await;
     let unrouted = ce("4", "b", "thing", json!(4));
     sc.publish("b", unrouted.clone(), None).await;
-    wait_until(WAIT, || dlq.all().len() == 1).await;
+    dead_letters(&dlq, 1).await;
     let reqs = app.wait_for(3, WAIT).await;
     let mut paths: Vec<(String, String)> = reqs
         .iter()
@@ -804,8 +830,10 @@ async fn discovery_waits_for_a_late_app_port_and_can_be_cancelled() {
     let port = free_port().await;
     let task =
         tokio::spawn(async move { discover_http(&settings(port), &Default::default()).await });
+    // The app comes up late (this delay is the scenario, not a wait for
+    // anything). Discovery returns once, so getting the app's subscriptions
+    // proves it kept waiting for the port instead of giving up.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!task.is_finished(), "still waiting for the port");
     let _app = TestApp::start_on(port, script(|_, _| Answer::new(200, SUBSCRIBE_JSON))).await;
     let subs = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
     assert_eq!(subs.len(), 2);

@@ -10,10 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use support::process::{
-    events, request, subscriber, wait_events, SidecarProcess as Sidecar, DEADLINE,
-};
-use support::{wait_until, Answer, Script, TestApp};
+use support::process::{events, request, subscriber, wait_events, SidecarProcess as Sidecar};
+use support::{assert_eventually, Answer, Script, TestApp};
 
 fn orders() -> serde_json::Value {
     json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}])
@@ -52,7 +50,11 @@ async fn sigkill_during_publishing_loses_no_acknowledged_event() {
             }
         }));
     }
-    wait_until(DEADLINE, || acked.lock().unwrap().len() >= 400).await;
+    assert_eventually!(
+        "400 acknowledged publishes",
+        acked.lock().unwrap().len(),
+        |n: &usize| *n >= 400
+    );
     sc.child.kill().expect("SIGKILL the sidecar");
     sc.child.wait().expect("reap");
     for t in tasks {
@@ -67,11 +69,14 @@ async fn sigkill_during_publishing_loses_no_acknowledged_event() {
         Some(dir.path()),
     );
     sc.wait_status("/v1.0/healthz", 204).await;
-    wait_until(DEADLINE, || {
-        let got: BTreeSet<String> = events(app.requests()).iter().map(id_of).collect();
-        acked.is_subset(&got)
-    })
-    .await;
+    assert_eventually!(
+        "every acknowledged publish after the restart (observed: how many missing)",
+        {
+            let got: BTreeSet<String> = events(app.requests()).iter().map(id_of).collect();
+            acked.difference(&got).count()
+        },
+        |missing: &usize| *missing == 0
+    );
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in events(app.requests()) {
         *counts.entry(id_of(&r)).or_default() += 1;
@@ -127,7 +132,7 @@ async fn shutdown_acks_finished_work_and_redelivers_unfinished_work() {
     publish(&sc, "slow").await;
     wait_events(&app, 2).await;
     sc.terminate();
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
     drop(app);
 
     let app = TestApp::start(subscriber(orders(), Arc::new(|_, _| Answer::success()))).await;
@@ -136,11 +141,14 @@ async fn shutdown_acks_finished_work_and_redelivers_unfinished_work() {
     let sc = Sidecar::start_in(&args, Some(dir.path()));
     sc.wait_status("/v1.0/healthz", 204).await;
     publish(&sc, "marker").await;
-    wait_until(DEADLINE, || {
-        let ids: Vec<String> = events(app.requests()).iter().map(id_of).collect();
-        ids.contains(&"marker".to_string()) && ids.contains(&"slow".to_string())
-    })
-    .await;
+    assert_eventually!(
+        "the marker and the slow event (observed: event ids)",
+        events(app.requests())
+            .iter()
+            .map(id_of)
+            .collect::<Vec<String>>(),
+        |ids: &Vec<String>| ids.iter().any(|i| i == "marker") && ids.iter().any(|i| i == "slow")
+    );
     let ids: Vec<String> = events(app.requests()).iter().map(id_of).collect();
     assert!(
         !ids.contains(&"fast".to_string()),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::process::{events, request, subscriber, SidecarProcess as Sidecar, DEADLINE};
-use support::{wait_until, Answer, Recorded, TestApp};
+use support::{assert_eventually, Answer, Recorded, TestApp};
 
 fn brokers() -> String {
     std::env::var("SIDEBUS_TEST_KAFKA_BROKERS").expect(
@@ -100,7 +100,15 @@ async fn two_sidecars_split_partitions_and_take_over() {
             .chain(ids(app_b.requests()))
             .collect()
     };
-    wait_until(DEADLINE * 2, || first.iter().all(|id| seen().contains(id))).await;
+    assert_eventually!(
+        "the first batch on either sidecar (observed: how many missing)",
+        DEADLINE * 2,
+        {
+            let seen = seen();
+            first.iter().filter(|id| !seen.contains(*id)).count()
+        },
+        |missing: &usize| *missing == 0
+    );
     let (on_a, on_b) = (ids(app_a.requests()).len(), ids(app_b.requests()).len());
     assert!(
         on_a > 0 && on_b > 0,
@@ -108,15 +116,20 @@ async fn two_sidecars_split_partitions_and_take_over() {
     );
 
     a.terminate();
-    assert_eq!(a.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    assert_eq!(a.wait_exit(Duration::from_secs(20)).await.code(), Some(0));
     let second: Vec<String> = (0..200).map(|i| format!("b{i}")).collect();
     for id in &second {
         publish(&b, &topic, id).await;
     }
-    wait_until(DEADLINE * 2, || {
-        second.iter().all(|id| ids(app_b.requests()).contains(id))
-    })
-    .await;
+    assert_eventually!(
+        "the second batch on the remaining sidecar (observed: how many missing)",
+        DEADLINE * 2,
+        {
+            let on_b = ids(app_b.requests());
+            second.iter().filter(|id| !on_b.contains(*id)).count()
+        },
+        |missing: &usize| *missing == 0
+    );
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for id in ids(app_a.requests())

@@ -206,7 +206,7 @@ async fn graceful_shutdown_by_signal_and_api() {
     let mut sc = Sidecar::start_in(&[], Some(dir.path()));
     sc.wait_status("/v1.0/healthz/outbound", 204).await;
     sc.terminate();
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
 
     let mut sc = Sidecar::start_in(&[], Some(dir.path()));
     sc.wait_status("/v1.0/healthz", 204).await;
@@ -214,7 +214,7 @@ async fn graceful_shutdown_by_signal_and_api() {
         .await
         .unwrap();
     assert_eq!(r.status, 204);
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
 }
 
 /// An event being handled when SIGTERM arrives is finished, not dropped or
@@ -241,6 +241,26 @@ async fn shutdown_finishes_in_flight_deliveries() {
     assert_eq!(r.status, 204);
     wait_events(&app, 1).await;
     sc.terminate();
-    assert_eq!(sc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(sc.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
     assert_eq!(support::process::events(app.requests()).len(), 1);
+}
+
+/// A token or flag in the shell running the tests does not reach the
+/// sidecars they start: the child's environment is cleared of every
+/// variable the binary reads as a flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_environment_does_not_reach_test_sidecars() {
+    // Only this test in this file sets these; every child is started with
+    // them removed, so tests running alongside are not affected either.
+    std::env::set_var("DAPR_API_TOKEN", "from-the-shell");
+    std::env::set_var("SIDEBUS_APP_ID", "from-the-shell");
+    let sc = Sidecar::start(&[]);
+    std::env::remove_var("DAPR_API_TOKEN");
+    std::env::remove_var("SIDEBUS_APP_ID");
+    sc.wait_status("/v1.0/healthz", 204).await;
+    let r = request("GET", &sc.url("/v1.0/metadata"), &[], Vec::new())
+        .await
+        .expect("metadata");
+    assert_eq!(r.status, 200, "the API asked for a token: {:?}", r.body);
+    assert_eq!(r.json()["id"], "sidebus", "{}", r.json());
 }

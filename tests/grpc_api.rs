@@ -2,8 +2,10 @@
 //! in process on an ephemeral port and called with a tonic client generated
 //! from our own protos.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::net::TcpListener;
@@ -26,6 +28,7 @@ use sidebus::broker::{
 use sidebus::config::model::ComponentSpec;
 use sidebus::config::Settings;
 use sidebus::runtime::{ComponentHandle, Runtime};
+use support::assert_eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -88,7 +91,7 @@ impl Drop for Api {
 async fn api(token: Option<&str>) -> Api {
     let settings = Settings {
         app_id: "grpc-test".into(),
-        api_token: token.map(String::from),
+        api_token: token.map(Into::into),
         ..Settings::default()
     };
     let handles = vec![
@@ -397,6 +400,14 @@ async fn next_event(s: &mut Stream) -> TopicEventRequest {
 }
 
 async fn ack(s: &Stream, id: &str, status: TopicEventResponseStatus) {
+    ack_via(&s.tx, id, status).await
+}
+
+async fn ack_via(
+    tx: &mpsc::Sender<SubscribeTopicEventsRequestAlpha1>,
+    id: &str,
+    status: TopicEventResponseStatus,
+) {
     let msg = SubscribeTopicEventsRequestAlpha1 {
         subscribe_topic_events_request_type: Some(Req::EventProcessed(
             SubscribeTopicEventsRequestProcessedAlpha1 {
@@ -407,7 +418,43 @@ async fn ack(s: &Stream, id: &str, status: TopicEventResponseStatus) {
             },
         )),
     };
-    s.tx.send(msg).await.unwrap();
+    tx.send(msg).await.unwrap();
+}
+
+/// What a stream yields: a message, its end (`Ok(None)`) or an error.
+type StreamItem = Result<Option<SubscribeTopicEventsResponseAlpha1>, Status>;
+
+/// Reads a stream in the background and stamps every item with the moment
+/// it reached the client, so a test checks that something came only
+/// *after* an action (an ordering) instead of watching a quiet window.
+/// Aborting the returned task closes the reading half.
+fn stamped(
+    mut rx: Streaming<SubscribeTopicEventsResponseAlpha1>,
+) -> (
+    mpsc::UnboundedReceiver<(Instant, StreamItem)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, out) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let item = rx.message().await;
+            let last = !matches!(item, Ok(Some(_)));
+            if tx.send((Instant::now(), item)).is_err() || last {
+                return;
+            }
+        }
+    });
+    (out, reader)
+}
+
+/// The next stamped item, within the deadline.
+async fn next_stamped(
+    arrivals: &mut mpsc::UnboundedReceiver<(Instant, StreamItem)>,
+) -> (Instant, StreamItem) {
+    tokio::time::timeout(WAIT, arrivals.recv())
+        .await
+        .expect("a message in time")
+        .expect("the reader is running")
 }
 
 async fn publish(a: &Api, topic: &str, data: &str) {
@@ -456,13 +503,12 @@ async fn stream_initial_response_then_events_acked_by_id() {
 
     // Closing the stream removes the subscription.
     drop(s);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("stream subscription removed after close");
+    assert_eventually!(
+        "stream subscription to be removed after close (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
 }
 
 #[tokio::test]
@@ -476,24 +522,37 @@ async fn stream_in_flight_bound_and_redelivery_after_close() {
     }
     let e1 = next_event(&mut s).await;
     let e2 = next_event(&mut s).await;
-    let more = tokio::time::timeout(Duration::from_millis(300), s.rx.message()).await;
+    let Stream { tx, rx } = s;
+    let (mut arrivals, reader) = stamped(rx);
+    // The app holds both events a while (the scenario, not a wait for
+    // anything); a third event may reach it only after an answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered_at = Instant::now();
+    ack_via(&tx, &e1.id, TopicEventResponseStatus::Success).await;
+    let (arrived_at, third) = next_stamped(&mut arrivals).await;
     assert!(
-        more.is_err(),
-        "a third event while two are unanswered: {more:?}"
+        arrived_at >= answered_at,
+        "a third event while two are unanswered: {third:?}"
     );
-    ack(&s, &e1.id, TopicEventResponseStatus::Success).await;
-    let e3 = next_event(&mut s).await;
+    let e3 = match third
+        .expect("stream ok")
+        .expect("stream open")
+        .subscribe_topic_events_response_type
+    {
+        Some(Resp::EventMessage(ev)) => ev,
+        other => panic!("expected an event, got {other:?}"),
+    };
     assert_ne!(e3.id, e2.id);
 
     // Close with e2 and e3 unanswered: a new stream gets them again.
-    drop(s);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("first stream gone");
+    reader.abort();
+    drop((tx, arrivals));
+    assert_eventually!(
+        "the first stream to be gone (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
     let mut s2 = open(&a, initial("st2", &[("ordering", "none")]))
         .await
         .unwrap();
@@ -542,23 +601,25 @@ async fn stream_drains_at_sidecar_shutdown() {
     assert!(matches!(next(&mut s).await, Resp::InitialResponse(_)));
     publish(&a, "st4", "last").await;
     let ev = next_event(&mut s).await;
+    let Stream { tx, rx } = s;
+    let (mut arrivals, _reader) = stamped(rx);
     a.rt.shutdown.cancel();
     // The event at the client can still be answered; then the stream ends.
-    let early = tokio::time::timeout(Duration::from_millis(200), s.rx.message()).await;
+    // The app answers a while after the shutdown began (the scenario, not a
+    // wait for anything): the end must reach it only after that answer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answered_at = Instant::now();
+    ack_via(&tx, &ev.id, TopicEventResponseStatus::Success).await;
+    let (ended_at, end) = next_stamped(&mut arrivals).await;
     assert!(
-        early.is_err(),
-        "stream ended before the in-flight event was answered: {early:?}"
+        ended_at >= answered_at,
+        "stream ended before the in-flight event was answered: {end:?}"
     );
-    ack(&s, &ev.id, TopicEventResponseStatus::Success).await;
-    let end = tokio::time::timeout(WAIT, s.rx.message())
-        .await
-        .expect("ends in time");
     assert_eq!(end.unwrap_err().code(), Code::Unavailable);
-    tokio::time::timeout(WAIT, async {
-        while streaming_count(&a) != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("stream subscription removed at shutdown");
+    assert_eventually!(
+        "stream subscription to be removed at shutdown (observed: streaming subscriptions)",
+        WAIT,
+        streaming_count(&a),
+        |n: &usize| *n == 0
+    );
 }

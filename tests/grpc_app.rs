@@ -19,7 +19,7 @@ use sidebus::api::grpc::proto::app_callback_server::{AppCallback, AppCallbackSer
 use sidebus::api::grpc::proto::topic_event_bulk_request_entry::Event as BulkEvent;
 use sidebus::api::grpc::proto::topic_event_response::TopicEventResponseStatus as St;
 use sidebus::api::grpc::proto::*;
-use support::app::wait_until;
+use support::assert_eventually;
 use support::process::{request, SidecarProcess};
 
 /// One call the app received.
@@ -199,9 +199,22 @@ async fn start_app() -> (Arc<App>, u16) {
 }
 
 async fn publish(sc: &SidecarProcess, topic: &str, body: &str, ce_type: Option<&str>) {
+    let query = ce_type.map(|t| format!("metadata.cloudevent.type={t}"));
+    publish_with(sc, topic, body, query.as_deref()).await
+}
+
+/// Publishes with partition key `k`: one delivery lane and one partition,
+/// so a later event with the same key comes after every delivery (and any
+/// redelivery) of an earlier one.
+async fn publish_keyed(sc: &SidecarProcess, topic: &str, body: &str) {
+    publish_with(sc, topic, body, Some("metadata.partitionKey=k")).await
+}
+
+async fn publish_with(sc: &SidecarProcess, topic: &str, body: &str, query: Option<&str>) {
     let mut url = sc.url(&format!("/v1.0/publish/pubsub/{topic}"));
-    if let Some(t) = ce_type {
-        url.push_str(&format!("?metadata.cloudevent.type={t}"));
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
     }
     let r = request(
         "POST",
@@ -240,8 +253,8 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
     assert_eq!(md["subscriptions"].as_array().unwrap().len(), 9, "{md}");
     assert_eq!(md["appConnectionProperties"]["protocol"], "grpc");
 
-    publish(&sc, "t-ok", "hello", None).await;
-    wait_until(WAIT, || app.calls("t-ok").len() == 1).await;
+    publish_keyed(&sc, "t-ok", "hello").await;
+    wait_calls(&app, "t-ok", 1).await;
     let call = &app.calls("t-ok")[0];
     assert_eq!(
         (call.path.as_str(), call.data.as_slice()),
@@ -255,29 +268,25 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
     // RETRY and a gRPC error are retried; the second attempt succeeds.
     publish(&sc, "t-retry", "r", None).await;
     publish(&sc, "t-err", "e", None).await;
-    wait_until(WAIT, || {
-        app.calls("t-retry").len() == 2 && app.calls("t-err").len() == 2
-    })
-    .await;
+    wait_calls(&app, "t-retry", 2).await;
+    wait_calls(&app, "t-err", 2).await;
     assert_eq!(app.calls("t-retry")[0].id, app.calls("t-retry")[1].id);
 
     // DROP is not retried and goes to the dead-letter topic.
-    publish(&sc, "t-drop", "d", None).await;
-    wait_until(WAIT, || app.calls("t-dlq").len() == 1).await;
+    publish_keyed(&sc, "t-drop", "d").await;
+    wait_calls(&app, "t-dlq", 1).await;
     assert_eq!(app.calls("t-drop").len(), 1);
 
     // UNIMPLEMENTED is a drop: called once, never again.
-    publish(&sc, "t-unimpl", "u", None).await;
-    wait_until(WAIT, || app.calls("t-unimpl").len() == 1).await;
+    publish_keyed(&sc, "t-unimpl", "u").await;
+    wait_calls(&app, "t-unimpl", 1).await;
 
     // Routes: the matched rule's path; no routes: an empty path.
     publish(&sc, "t-routes", "s", Some("special")).await;
     publish(&sc, "t-routes", "o", None).await;
     publish(&sc, "t-noroutes", "n", None).await;
-    wait_until(WAIT, || {
-        app.calls("t-routes").len() == 2 && app.calls("t-noroutes").len() == 1
-    })
-    .await;
+    wait_calls(&app, "t-routes", 2).await;
+    wait_calls(&app, "t-noroutes", 1).await;
     let mut paths: Vec<_> = app.calls("t-routes").into_iter().map(|c| c.path).collect();
     paths.sort();
     assert_eq!(paths, ["/other", "/special"]);
@@ -286,17 +295,46 @@ async fn grpc_app_receives_events_and_answers_map_like_daprd() {
     // Bulk: OnBulkTopicEvent is UNIMPLEMENTED, so the alpha method is used.
     publish(&sc, "t-bulk", "b1", None).await;
     publish(&sc, "t-bulk", "b2", None).await;
-    wait_until(WAIT, || app.calls("t-bulk").len() == 2).await;
+    wait_calls(&app, "t-bulk", 2).await;
     assert!(app
         .calls("t-bulk")
         .iter()
         .all(|c| c.method == "OnBulkTopicEventAlpha1" && c.path == "/bulk"));
 
-    // Settle: nothing else arrives (no redelivery of DROP / UNIMPLEMENTED).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.calls("t-drop").len(), 1);
-    assert_eq!(app.calls("t-unimpl").len(), 1);
-    assert_eq!(app.calls("t-ok").len(), 1);
+    // Nothing else arrives (no redelivery of DROP / UNIMPLEMENTED / SUCCESS):
+    // a marker with the same key follows each event in its delivery lane
+    // (which holds the key until the event is settled, retries included)
+    // and in its partition (a redelivery by the broker comes first), so once
+    // the marker is at the app every earlier attempt is too.
+    for topic in ["t-drop", "t-unimpl", "t-ok"] {
+        publish_keyed(&sc, topic, "marker").await;
+        assert_eventually!(
+            format!("the marker on {topic} (observed: calls)"),
+            WAIT,
+            app.calls(topic).len(),
+            |_: &usize| app.calls(topic).iter().any(|c| c.data == b"marker")
+        );
+    }
+    let attempts =
+        |topic: &str, data: &[u8]| app.calls(topic).iter().filter(|c| c.data == data).count();
+    assert_eq!(attempts("t-drop", b"d"), 1, "DROP was redelivered");
+    assert_eq!(
+        attempts("t-unimpl", b"u"),
+        1,
+        "UNIMPLEMENTED was redelivered"
+    );
+    assert_eq!(attempts("t-ok", b"hello"), 1, "SUCCESS was redelivered");
+}
+
+/// Waits until the app got `n` calls for `topic`, failing if it got more.
+async fn wait_calls(app: &App, topic: &str, n: usize) {
+    let got = assert_eventually!(
+        format!("{n} calls on {topic} (observed: how many)"),
+        WAIT,
+        app.calls(topic).len(),
+        |got: &usize| *got >= n
+    );
+    assert_eq!(got, n, "calls on {topic}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,17 +6,17 @@
 //!
 //! Needs `SIDEBUS_TEST_RABBITMQ_URL` and `rabbitmqctl` for the same node.
 
-mod rabbitmq_support;
 mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rabbitmq_support::{component, wait_until};
 use sidebus::broker::conformance::{event, unique, Recorder};
 use sidebus::broker::SubscribeRequest;
 use sidebus::policy::outbox::{Outbox, OutboxConfig};
+use support::assert_eventually;
+use support::rabbitmq::component;
 
 /// The tests here stop the one broker: they must not overlap.
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -114,11 +114,12 @@ async fn broker_stopped_mid_stream_loses_nothing_and_keeps_key_order() {
     assert!(depth.events > 0 && depth.bytes > 0, "{depth:?}");
     drop(guard);
 
-    wait_until("the outbox to drain", Duration::from_secs(120), || {
-        let o = outbox.clone();
-        async move { o.depth().events == 0 }
-    })
-    .await;
+    assert_eventually!(
+        "the outbox to drain",
+        Duration::from_secs(120),
+        outbox.depth().events,
+        |n: &u64| *n == 0
+    );
     rec.wait_for("every acknowledged publish", |r| {
         published.iter().all(|b| r.count(b.as_bytes()) >= 1)
     })
@@ -164,7 +165,7 @@ async fn binary_answers_buffered_then_503_when_full() {
     std::fs::create_dir_all(&res).expect("mkdir");
     let yaml = format!(
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: rmq\nspec:\n  type: pubsub.rabbitmq\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{}\"\n  - name: reconnectWaitSeconds\n    value: \"1\"\n  - name: outboxMaxBytes\n    value: \"4096\"\n",
-        rabbitmq_support::url()
+        support::rabbitmq::url()
     );
     std::fs::write(res.join("rmq.yaml"), yaml).expect("write component");
     let data = dir.path().join("data");

@@ -5,7 +5,7 @@
 //! Needs `SIDEBUS_TEST_RABBITMQ_URL` (`scripts/brokers/rabbitmq.sh env`) and,
 //! for the reconnect test, `rabbitmqctl` talking to that broker's node (root).
 
-mod rabbitmq_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,10 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use rabbitmq_support::{component, raw_channel, wait_until};
 use serde_json::Value;
-use sidebus::broker::conformance::{event, unique, Recorder, QUIET_WINDOW};
+use sidebus::broker::conformance::{await_markers, event, unique, Recorder};
 use sidebus::broker::{BrokerError, Feature, Outcome, PubSub, PublishRequest, SubscribeRequest};
+use support::assert_eventually;
+use support::rabbitmq::{component, raw_channel};
 
 fn subscribe_req(topic: &str, group: &str) -> SubscribeRequest {
     SubscribeRequest {
@@ -35,7 +36,7 @@ fn ce(id: &str, data: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_publish_is_rejected() {
-    let ps = component(&[]).await;
+    let ps = component(&[("unroutable", "error")]).await;
     assert_eq!(ps.features(), &[Feature::MessageTtl]);
     let topic = unique("rmq-unroutable");
     let err = ps
@@ -84,7 +85,9 @@ async fn competing_consumers_share_and_each_group_gets_a_copy() {
         a.distinct(),
         b.distinct()
     );
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A marker behind the events in the group's queue: a second copy of any
+    // of them (requeued or redelivered) is handed out before it.
+    await_markers(&ps, &topic, &[None], 0, &[&a, &b]).await;
     assert_eq!(
         a.deliveries().len() + b.deliveries().len(),
         n,
@@ -115,22 +118,20 @@ async fn expired_events_are_dead_lettered_with_reason_and_count() {
     let channel = raw_channel().await;
     let dlq = format!("dlq-{group}-{topic}");
     let mut got = Vec::new();
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while got.len() < 3 {
-        assert!(
-            std::time::Instant::now() < end,
-            "only {} dead letters in {dlq} after 30s",
-            got.len()
-        );
-        match channel
-            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
+    assert_eventually!(
+        format!("3 dead letters in {dlq} (observed: how many)"),
+        Duration::from_secs(30),
         {
-            Ok(Some(m)) => got.push(m.delivery.properties.clone()),
-            Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => panic!("reading {dlq}: {e}"),
-        }
-    }
+            let get = channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true });
+            match get.await {
+                Ok(Some(m)) => got.push(m.delivery.properties.clone()),
+                Ok(None) => {}
+                Err(e) => panic!("reading {dlq}: {e}"),
+            }
+            got.len()
+        },
+        |n: &usize| *n >= 3
+    );
     for props in &got {
         let (_, md, key) = sidebus::broker::rabbitmq::codec::decode(props, Vec::new());
         assert_eq!(
@@ -176,28 +177,22 @@ async fn per_message_ttl_expires_undelivered_events() {
     let queue = format!("{group}-{topic}");
     // RabbitMQ drops expired events lazily at the queue head; a passive
     // declare reports the count without consuming.
-    wait_until(
-        "the short-lived event to expire",
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    assert_eventually!(
+        "the short-lived event to expire (observed: events in the queue)",
         Duration::from_secs(30),
-        || {
-            let channel = channel.clone();
-            let queue = queue.clone();
-            async move {
-                let opts = QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
-                match channel
-                    .queue_declare(queue.as_str().into(), opts, FieldTable::default())
-                    .await
-                {
-                    Ok(q) => q.message_count() == 1,
-                    Err(e) => panic!("queue vanished: {e}"),
-                }
-            }
+        match channel
+            .queue_declare(queue.as_str().into(), opts, FieldTable::default())
+            .await
+        {
+            Ok(q) => q.message_count(),
+            Err(e) => panic!("queue vanished: {e}"),
         },
-    )
-    .await;
+        |n: &u32| *n == 1
+    );
     let rec = Recorder::ok();
     let sub = ps
         .subscribe(subscribe_req(&topic, &group), rec.clone())
@@ -205,7 +200,9 @@ async fn per_message_ttl_expires_undelivered_events() {
         .expect("sub");
     rec.wait_for("the kept event", |r| r.count(&keep.data) == 1)
         .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // The queue is FIFO and `short` was published first: had it survived,
+    // it would have been handed out before `keep`, let alone the marker.
+    await_markers(&ps, &topic, &[None], 0, &[&rec]).await;
     assert_eq!(rec.count(&short.data), 0, "an expired event was delivered");
     sub.stop().await;
     ps.close().await.expect("close");
@@ -349,7 +346,7 @@ async fn unreachable_broker_is_unavailable_and_not_ready() {
 async fn fails_over_to_the_next_host_in_the_list() {
     let dead_first = format!(
         "amqp://guest:guest@127.0.0.1:1/%2f,{}",
-        rabbitmq_support::url()
+        support::rabbitmq::url()
     );
     let ps = component(&[("connectionString", &dead_first)]).await;
     ps.ping().await.expect("connected through the second host");
@@ -390,16 +387,11 @@ async fn conflicting_queue_arguments_fail_the_subscribe() {
     assert!(matches!(err, BrokerError::Rejected(_)), "got {err:?}");
     // A channel error must not take the component down: it is usable again
     // (both of its connections up) within a short deadline.
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        match ps.ping().await {
-            Ok(()) => break,
-            Err(e) if std::time::Instant::now() < end => {
-                let _ = e;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the component did not recover from a channel error: {e}"),
-        }
-    }
+    let _recovered = assert_eventually!(
+        "the component to recover from a channel error",
+        Duration::from_secs(15),
+        ps.ping().await,
+        |r: &Result<(), BrokerError>| r.is_ok()
+    );
     ps.close().await.expect("close");
 }

@@ -4,7 +4,7 @@
 //!
 //! Needs `SIDEBUS_TEST_RABBITMQ_URL` and `rabbitmqctl` for the same node.
 
-mod rabbitmq_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use rabbitmq_support::{close_connections, connected, wait_until};
 use sidebus::broker::conformance::{event, unique, Recorder};
 use sidebus::broker::{Ack, Handler, PubSub, ReceivedMessage, SubscribeRequest};
+use support::assert_eventually;
+use support::rabbitmq::{close_connections, connected};
 
 /// Records like [`Recorder`] but settles each event a little later, so the
 /// broker has unacknowledged deliveries in flight when it kills the
@@ -111,11 +112,12 @@ async fn broker_closed_connections_lose_no_acknowledged_event() {
     let mut kills_at: Vec<usize> = Vec::new();
     for round in 1..=2 {
         let target = EVENTS * round / 4;
-        wait_until("publishes to progress", Duration::from_secs(60), || {
-            let acked = acked.clone();
-            async move { acked.load(Ordering::Relaxed) >= target }
-        })
-        .await;
+        assert_eventually!(
+            format!("{target} acknowledged publishes"),
+            Duration::from_secs(60),
+            acked.load(Ordering::Relaxed),
+            |n: &usize| *n >= target
+        );
         let closed = close_connections(&name);
         assert!(
             closed >= 2,
@@ -123,11 +125,12 @@ async fn broker_closed_connections_lose_no_acknowledged_event() {
         );
         kills_at.push(acked.load(Ordering::Relaxed));
         let t0 = Instant::now();
-        wait_until("ping to recover", Duration::from_secs(30), || {
-            let ps = ps.clone();
-            async move { ps.ping().await.is_ok() }
-        })
-        .await;
+        let _recovered = assert_eventually!(
+            "ping to recover",
+            Duration::from_secs(30),
+            ps.ping().await,
+            |r: &Result<(), _>| r.is_ok()
+        );
         recoveries.push(t0.elapsed());
     }
     kills_done.store(true, Ordering::Relaxed);

@@ -3,9 +3,12 @@
 //! A component's tests expand [`conformance_suite!`](crate::conformance_suite)
 //! with an async constructor; each case gets a fresh component, its own random
 //! topic and group names, and waits on conditions with deadlines, never on
-//! fixed sleeps (except the quiet windows that prove something did *not*
-//! happen). Cases work at the contract level (publish, subscribe with a
-//! handler, outcomes), so they hold for every broker the same way.
+//! fixed sleeps. That something did *not* happen (no redelivery, no
+//! duplicate) is proven by a marker event published after the events under
+//! test: once the marker has been delivered, the broker has handed out
+//! everything it would hand out before it (see [`await_markers`]). Cases work
+//! at the contract level (publish, subscribe with a handler, outcomes), so
+//! they hold for every broker the same way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,8 +27,14 @@ use super::{
 /// How long a case waits for an expected delivery. Generous: real brokers
 /// take seconds to join a consumer group.
 pub const DEADLINE: Duration = Duration::from_secs(45);
-/// How long a case watches for something that must not happen.
-pub const QUIET_WINDOW: Duration = Duration::from_millis(1500);
+/// How often [`await_markers`] has a marker answered RETRY (when asked to)
+/// before it is acknowledged; see there for why three.
+pub const MARKER_RETRIES: usize = 3;
+
+/// Metadata key naming a marker event (value: its id).
+const MARKER_ID: &str = "conformance-marker";
+/// Metadata key with the number of RETRY answers a marker gets.
+const MARKER_RETRY: &str = "conformance-marker-retries";
 
 /// Decides the outcome of each delivery: `Some(outcome)` settles it, `None`
 /// abandons it (as if the dispatcher shut down).
@@ -35,6 +44,9 @@ pub type Script = Arc<dyn Fn(&ReceivedMessage, usize) -> Option<Outcome> + Send 
 pub struct Recorder {
     seen: Mutex<Vec<ReceivedMessage>>,
     attempts: Mutex<HashMap<Bytes, usize>>,
+    /// Deliveries per marker id; markers are kept out of `seen`/`attempts`
+    /// so the counts a case asserts on are only its own events.
+    markers: Mutex<HashMap<String, usize>>,
     changed: Notify,
     script: Script,
 }
@@ -50,6 +62,7 @@ impl Recorder {
         Arc::new(Self {
             seen: Mutex::new(Vec::new()),
             attempts: Mutex::new(HashMap::new()),
+            markers: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             script,
         })
@@ -74,6 +87,24 @@ impl Recorder {
         attempts.get(data).copied().unwrap_or(0)
     }
 
+    /// How many different markers were delivered here.
+    pub fn distinct_markers(&self) -> usize {
+        let markers = self.markers.lock().unwrap_or_else(|e| e.into_inner());
+        markers.len()
+    }
+
+    /// Marker deliveries here, over every marker.
+    pub fn marker_count_total(&self) -> usize {
+        let markers = self.markers.lock().unwrap_or_else(|e| e.into_inner());
+        markers.values().sum()
+    }
+
+    /// How often the marker `id` was delivered here.
+    pub fn marker_count(&self, id: &str) -> usize {
+        let markers = self.markers.lock().unwrap_or_else(|e| e.into_inner());
+        markers.get(id).copied().unwrap_or(0)
+    }
+
     /// Waits until `cond` holds, failing the test at the deadline.
     pub async fn wait_for(&self, what: &str, cond: impl Fn(&Self) -> bool) {
         let end = Instant::now() + DEADLINE;
@@ -96,6 +127,9 @@ impl Recorder {
 #[async_trait]
 impl Handler for Recorder {
     async fn submit(&self, msg: ReceivedMessage) -> Ack {
+        if let Some(id) = msg.metadata.get(MARKER_ID) {
+            return self.marker(id, &msg);
+        }
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
             let n = attempts.entry(msg.data.clone()).or_insert(0);
@@ -113,6 +147,109 @@ impl Handler for Recorder {
             let _ = tx.send(outcome);
         }
         rx
+    }
+}
+
+impl Recorder {
+    /// Counts a marker delivery and answers RETRY until the marker has been
+    /// retried as often as its metadata asks, then SUCCESS.
+    fn marker(&self, id: &str, msg: &ReceivedMessage) -> Ack {
+        let retries: usize = msg
+            .metadata
+            .get(MARKER_RETRY)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let attempt = {
+            let mut markers = self.markers.lock().unwrap_or_else(|e| e.into_inner());
+            let n = markers.entry(id.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        self.changed.notify_waiters();
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(if attempt > retries {
+            Outcome::Success
+        } else {
+            Outcome::Retry
+        });
+        rx
+    }
+}
+
+/// Publishes one marker event per entry of `keys` on `topic` (each with that
+/// key, so it lands in the same partition / lane as the earlier events of
+/// the key) and waits until every marker has been delivered `retries + 1`
+/// times, summed over `recs` (the members of one group). Recorders answer
+/// a marker RETRY `retries` times, then SUCCESS; other handlers wrapping a
+/// recorder may settle it themselves.
+///
+/// Why a delivered marker proves "nothing else arrives":
+/// - brokers that keep one key's events in order (Kafka and embedded
+///   partitions, the in-memory and RabbitMQ FIFO queues) hand out an event
+///   published before the marker, or a replay of it from the committed
+///   position, before the marker itself;
+/// - a *redelivery* (after RETRY, or a wrong one after SUCCESS or DROP) is
+///   scheduled by every broker with a doubling backoff per event from one
+///   base (100 ms in-memory, embedded and Kafka, 200 ms RabbitMQ). The
+///   checked event's last settle happened before the marker was published,
+///   so a wrong redelivery of an event settled for the `n`-th time is due
+///   `2^(n-1)` base steps after that settle, at most 4 steps for the cases
+///   here (third attempt). With `retries = MARKER_RETRIES` the marker's last
+///   delivery comes at least 1 + 2 + 4 = 7 base steps after its publish, so
+///   any such redelivery has arrived before the wait ends.
+pub async fn await_markers(
+    ps: &Arc<dyn PubSub>,
+    topic: &str,
+    keys: &[Option<&str>],
+    retries: usize,
+    recs: &[&Recorder],
+) {
+    let mut ids = Vec::new();
+    for key in keys {
+        let id = unique("marker");
+        let mut req = event(
+            topic,
+            *key,
+            &format!(r#"{{"specversion":"1.0","id":"{id}","data":{{"marker":"{id}"}}}}"#),
+        );
+        req.metadata.insert(MARKER_ID.into(), id.clone());
+        req.metadata
+            .insert(MARKER_RETRY.into(), retries.to_string());
+        ps.publish(req)
+            .await
+            .unwrap_or_else(|e| panic!("publish marker to {topic} failed: {e}"));
+        ids.push(id);
+    }
+    let Some(first) = recs.first() else {
+        panic!("await_markers needs at least one recorder");
+    };
+    let delivered = |id: &String| recs.iter().map(|r| r.marker_count(id)).sum::<usize>();
+    first
+        .wait_for(&format!("{} marker(s) on {topic}", ids.len()), |_| {
+            ids.iter().all(|id| delivered(id) > retries)
+        })
+        .await;
+}
+
+/// Polls `observe` until `done` holds for its value and returns that value;
+/// after [`DEADLINE`] fails the test with `what` and the value last observed.
+/// For conditions a [`Recorder`] is not told about (files, counters).
+pub async fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    mut observe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let value = observe();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {DEADLINE:?} waiting for {what}; last observed: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -208,7 +345,9 @@ pub async fn retry_redelivers(ps: Arc<dyn PubSub>) {
         r.count(data.as_bytes()) >= 3
     })
     .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A fourth delivery (SUCCESS taken for RETRY) would be due 4 backoff
+    // steps after the third settle; the retried marker ends after 7.
+    await_markers(&ps, &topic, &[Some("k")], MARKER_RETRIES, &[&rec]).await;
     assert_eq!(
         rec.count(data.as_bytes()),
         3,
@@ -228,7 +367,9 @@ pub async fn drop_is_not_redelivered(ps: Arc<dyn PubSub>) {
         .collect();
     publish_all(&ps, reqs).await;
     rec.wait_for("5 events", |r| r.distinct() == 5).await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A redelivery (DROP taken for RETRY) would be due one backoff step
+    // after the drop; the retried marker ends after 7.
+    await_markers(&ps, &topic, &[Some("k")], MARKER_RETRIES, &[&rec]).await;
     assert_eq!(rec.deliveries().len(), 5, "dropped events were redelivered");
     sub.stop().await;
     ps.close().await.expect("close");
@@ -270,8 +411,9 @@ pub async fn groups_compete_and_fan_out(ps: Arc<dyn PubSub>) {
     let s2 = subscribe(&ps, &topic, &g1, a2.clone()).await;
     let s3 = subscribe(&ps, &topic, &g2, b.clone()).await;
     let n = 60;
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
     let reqs: Vec<_> = (0..n)
-        .map(|i| event(&topic, Some(&format!("k{i}")), &body(&run, "k", i)))
+        .map(|i| event(&topic, Some(&keys[i]), &body(&run, "k", i)))
         .collect();
     publish_all(&ps, reqs.clone()).await;
     b.wait_for("the second group's copy", |r| r.distinct() == n)
@@ -281,7 +423,17 @@ pub async fn groups_compete_and_fan_out(ps: Arc<dyn PubSub>) {
             .all(|q| r.count(&q.data) + a2.count(&q.data) >= 1)
     })
     .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // One marker behind each key's event, in both groups: a second copy of
+    // an event (to the other member, or replayed) comes before its key's
+    // marker.
+    let marker_keys: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
+    await_markers(&ps, &topic, &marker_keys, 0, &[&a1, &a2]).await;
+    let group2 = marker_keys.len();
+    b.wait_for("the markers in the second group", |r| {
+        r.distinct_markers() == group2
+    })
+    .await;
+    assert_eq!(b.deliveries().len(), n, "the second group got duplicates");
     let shared: usize = reqs
         .iter()
         .filter(|q| a1.count(&q.data) > 0 && a2.count(&q.data) > 0)
@@ -336,14 +488,10 @@ pub async fn stop_and_abandoned_events(ps: Arc<dyn PubSub>) {
         .wait_for("the event to be offered", |r| r.distinct() == 1)
         .await;
     sub.stop().await;
+    // The abandoned event may have been offered again before the stop.
+    let offered_before_stop = first.deliveries().len();
     let later = body(&run, "k", 1);
     publish_all(&ps, vec![event(&topic, Some("k"), &later)]).await;
-    tokio::time::sleep(QUIET_WINDOW).await;
-    assert_eq!(
-        first.count(later.as_bytes()),
-        0,
-        "a stopped subscription got an event"
-    );
     let second = Recorder::ok();
     let sub = subscribe(&ps, &topic, &group, second.clone()).await;
     second
@@ -351,6 +499,25 @@ pub async fn stop_and_abandoned_events(ps: Arc<dyn PubSub>) {
             r.count(abandoned.as_bytes()) >= 1 && r.count(later.as_bytes()) >= 1
         })
         .await;
+    // The group has handed out everything up to a marker behind `later`; a
+    // stopped subscription still consuming would have competed for `later`
+    // (alone until `second` joined) and for the marker.
+    await_markers(&ps, &topic, &[Some("k")], 0, &[&second]).await;
+    assert_eq!(
+        first.count(later.as_bytes()),
+        0,
+        "a stopped subscription got an event"
+    );
+    assert_eq!(
+        first.marker_count_total(),
+        0,
+        "a stopped subscription got the marker"
+    );
+    assert_eq!(
+        first.deliveries().len(),
+        offered_before_stop,
+        "a stopped subscription got more events"
+    );
     sub.stop().await;
     ps.close().await.expect("close");
 }

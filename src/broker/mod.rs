@@ -17,6 +17,7 @@
 //!    dispatcher shut down before finishing: leave the message
 //!    unacknowledged so it is redelivered after a restart.
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;

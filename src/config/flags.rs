@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::secret::Secret;
+
 /// sidebus: a per-pod pub/sub sidecar that speaks Dapr's pub/sub API.
 #[derive(Debug, Parser)]
 #[command(
@@ -193,17 +195,28 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// API token every API call must carry (`dapr-api-token`); daprd's env name.
     #[arg(long = "api-token", env = "DAPR_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Token sent to the app with every delivery; daprd's env name.
     #[arg(long = "app-api-token", env = "APP_API_TOKEN", hide_env_values = true)]
-    pub app_api_token: Option<String>,
+    pub app_api_token: Option<Secret>,
 }
 
 impl Default for Settings {
+    /// The documented defaults: an empty command line parsed with every `env`
+    /// binding removed, so a `DAPR_API_TOKEN` or `SIDEBUS_*` variable in the
+    /// process environment never leaks into code (or tests) that asks for
+    /// the defaults. The real start-up parses with the environment through
+    /// [`Cli`].
     fn default() -> Self {
-        // Parsing an empty command line gives exactly the documented defaults.
-        match Cli::try_parse_from(["sidebus"]) {
-            Ok(cli) => cli.run,
+        use clap::FromArgMatches;
+        let cmd = Settings::augment_args(clap::Command::new("sidebus")).mut_args(|a| a.env(None));
+        // Every flag is optional or has a default, so an empty command line
+        // always parses; the unit tests below prove it.
+        match cmd
+            .try_get_matches_from(["sidebus"])
+            .and_then(|m| Settings::from_arg_matches(&m))
+        {
+            Ok(settings) => settings,
             Err(err) => unreachable!("default flags must parse: {err}"),
         }
     }
@@ -271,5 +284,56 @@ mod tests {
         assert_eq!(s.listen_addresses, vec!["127.0.0.1".to_string()]);
         assert_eq!(s.max_body_size, 4 << 20);
         assert_eq!(s.app_max_concurrency, -1);
+    }
+
+    /// Every field of `Settings::default()` is the declared default: the
+    /// same as parsing an empty command line when no variable is set.
+    #[test]
+    fn default_is_every_declared_default() {
+        let s = Settings::default();
+        assert_eq!(s.app_id, "sidebus");
+        assert_eq!(s.app_port, None);
+        assert_eq!(s.app_protocol, AppProtocol::Http);
+        assert_eq!(s.app_channel_address, "127.0.0.1");
+        assert_eq!(s.http_port, 3500);
+        assert_eq!(s.grpc_port, 50001);
+        assert_eq!(s.metrics_port, 9090);
+        assert!(s.resources_path.is_empty());
+        assert_eq!(s.config, None);
+        assert_eq!(s.app_max_concurrency, -1);
+        assert_eq!(s.listen_addresses, vec!["127.0.0.1".to_string()]);
+        assert_eq!(s.admin_listen_addresses, vec!["127.0.0.1".to_string()]);
+        assert_eq!(s.log_level, LogLevel::Info);
+        assert!(!s.log_as_json);
+        assert_eq!(s.graceful_shutdown_seconds, 5);
+        assert_eq!(s.max_body_size, 4 << 20);
+        assert_eq!(s.data_dir, PathBuf::from(".sidebus-data"));
+        assert_eq!(s.api_token, None);
+        assert_eq!(s.app_api_token, None);
+    }
+
+    /// A token (or any `SIDEBUS_*` value) in the process environment does
+    /// not change the defaults, while the real command line still reads it.
+    #[test]
+    fn default_ignores_the_environment() {
+        // Only this test in the crate sets these variables; other tests
+        // read `Settings::default()`, which no longer looks at them.
+        std::env::set_var("DAPR_API_TOKEN", "from-the-shell");
+        std::env::set_var("APP_API_TOKEN", "from-the-shell");
+        std::env::set_var("SIDEBUS_HTTP_PORT", "4711");
+        let defaults = Settings::default();
+        let parsed = Cli::try_parse_from(["sidebus"]).map(|c| c.run);
+        std::env::remove_var("DAPR_API_TOKEN");
+        std::env::remove_var("APP_API_TOKEN");
+        std::env::remove_var("SIDEBUS_HTTP_PORT");
+        assert_eq!(defaults.api_token, None);
+        assert_eq!(defaults.app_api_token, None);
+        assert_eq!(defaults.http_port, 3500);
+        let parsed = parsed.expect("the environment's values parse");
+        assert_eq!(
+            parsed.api_token.as_ref().map(|t| t.expose()),
+            Some("from-the-shell")
+        );
+        assert_eq!(parsed.http_port, 4711);
     }
 }

@@ -172,7 +172,12 @@ pub fn shown_value(key: &str, value: &str) -> String {
         return SECRET_MASK.to_string();
     }
     if !value.contains("://") {
-        return value.to_string();
+        // `user:password@host` without `//` (a malformed URI) still carries
+        // a password: everything before the `@` goes.
+        return match value.rfind('@') {
+            Some(at) if value[..at].contains(':') => format!("{SECRET_MASK}{}", &value[at..]),
+            _ => value.to_string(),
+        };
     }
     value
         .split(',')

@@ -20,6 +20,7 @@ pub mod metadata;
 mod metadata_reader;
 pub mod outbox;
 pub mod resources;
+pub mod secret;
 pub mod secrets;
 pub mod subscription;
 pub mod template;
@@ -27,3 +28,4 @@ pub mod validate;
 
 pub use error::ConfigError;
 pub use metadata::Metadata;
+pub use secret::Secret;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use crate::config::metadata::Metadata;
 
 /// A pub/sub `Component` resource, with secrets resolved and templates
-/// (`{appID}`, `{uuid}`, …) expanded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`{appID}`, `{uuid}`, …) expanded. Its `Debug` masks metadata values
+/// that look secret (resolved `secretKeyRef`s are in there).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ComponentSpec {
     /// `metadata.name`: the pubsub name apps use.
     pub name: String,
@@ -22,6 +23,24 @@ pub struct ComponentSpec {
     pub scopes: Vec<String>,
     /// Where it was read from (`<default>` for the built-in component).
     pub source: PathBuf,
+}
+
+impl std::fmt::Debug for ComponentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let metadata: std::collections::BTreeMap<&str, String> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), super::metadata::shown_value(k, v)))
+            .collect();
+        f.debug_struct("ComponentSpec")
+            .field("name", &self.name)
+            .field("type_name", &self.type_name)
+            .field("version", &self.version)
+            .field("metadata", &metadata)
+            .field("scopes", &self.scopes)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 /// One routing rule: a CEL `match` (empty = always) and the app path.

@@ -168,7 +168,7 @@ pub async fn discover_http(
         let mut req = Request::get(&url);
         req = req.header("dapr-app-id", &settings.app_id);
         if let Some(token) = &settings.app_api_token {
-            req = req.header("dapr-api-token", token);
+            req = req.header("dapr-api-token", token.expose());
         }
         let Ok(req) = req.body(Full::new(Bytes::new())) else {
             tracing::error!(url = %url, "Cannot build the subscription discovery request.");

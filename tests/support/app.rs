@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::eventually::assert_eventually;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -149,8 +151,12 @@ impl TestApp {
 
     /// Waits until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
-        let reqs = self.requests.clone();
-        wait_until(within, || reqs.lock().unwrap().len() >= n).await;
+        assert_eventually!(
+            format!("{n} requests to the app (observed: how many)"),
+            within,
+            self.count(),
+            |got: &usize| *got >= n
+        );
         self.requests()
     }
 }
@@ -165,16 +171,4 @@ impl Drop for TestApp {
 pub async fn free_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
-}
-
-/// Polls `cond` until it holds; panics after `within`.
-pub async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }

@@ -1,13 +1,18 @@
-//! Helpers of the delivery tests: a real HTTP test app (`app`) and the
-//! sidecar fixture around the in-memory bus (`sidecar`).
+//! Helpers of the integration tests: a real HTTP test app (`app`), the
+//! sidecar fixture around the in-memory bus (`sidecar`), the real binary as
+//! a child process (`process`), RabbitMQ access (`rabbitmq`), and the one
+//! polling helper every test waits with (`eventually`).
 
-#![allow(dead_code)]
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod app;
+pub mod eventually;
+pub mod process;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 pub mod sidecar;
 
-#[allow(unused_imports)] // not every test crate uses both
 pub use app::*;
-#[allow(unused_imports)]
+pub(crate) use eventually::assert_eventually;
 pub use sidecar::*;
-pub mod process;

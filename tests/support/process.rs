@@ -5,7 +5,7 @@ use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -14,9 +14,36 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::app::{Answer, Recorded, Script};
+use super::eventually::assert_eventually;
+pub use super::eventually::DEADLINE;
 
-/// Long enough for a cold start on a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Removes every variable the binary reads as a flag (`DAPR_API_TOKEN`,
+/// `APP_API_TOKEN`, the `SIDEBUS_*` forms; taken from the flag definitions,
+/// subcommands included) and the secret store's folder from a child's
+/// environment, so a value in the developer's shell cannot change a test;
+/// a test wanting one passes the flag instead.
+pub fn clear_sidecar_env(cmd: &mut Command) {
+    fn names(c: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
+        out.extend(
+            c.get_arguments()
+                .filter_map(|a| a.get_env().map(|e| e.to_owned())),
+        );
+        for sub in c.get_subcommands() {
+            names(sub, out);
+        }
+    }
+    // The secret store's folder is read from the environment too.
+    let mut all = vec![std::ffi::OsString::from(
+        sidebus::config::secrets::SECRETS_DIR_ENV,
+    )];
+    names(
+        &<sidebus::config::Cli as clap::CommandFactory>::command(),
+        &mut all,
+    );
+    for name in all {
+        cmd.env_remove(name);
+    }
+}
 
 /// A port nobody listens on right now (synchronous, for command lines).
 pub fn free_port_now() -> u16 {
@@ -56,6 +83,7 @@ impl SidecarProcess {
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        clear_sidecar_env(&mut cmd);
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
@@ -76,34 +104,24 @@ impl SidecarProcess {
 
     /// Waits until `GET path` answers `want`.
     pub async fn wait_status(&self, path: &str, want: u16) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(r) = request("GET", &self.url(path), &[], Vec::new()).await {
-                if r.status == want {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "sidebus never answered {want} on {path}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let _answered = assert_eventually!(
+            format!("sidebus to answer {want} on {path}"),
+            request("GET", &self.url(path), &[], Vec::new())
+                .await
+                .map(|r| r.status),
+            |got: &Result<u16, String>| got.as_ref().is_ok_and(|s| *s == want)
+        );
     }
 
     /// Waits for the process to exit and returns its status.
-    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let end = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "sidebus did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let status = assert_eventually!(
+            "sidebus to exit",
+            within,
+            self.child.try_wait().expect("try_wait"),
+            |s: &Option<ExitStatus>| s.is_some()
+        );
+        status.expect("checked by the wait")
     }
 
     /// Sends SIGTERM (graceful shutdown).
@@ -126,10 +144,10 @@ impl Drop for SidecarProcess {
 
 /// Runs `sidebus` to completion (for `validate` and failing starts).
 pub fn run_to_end(args: &[&str]) -> (ExitStatus, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sidebus"))
-        .args(args)
-        .output()
-        .expect("run sidebus");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sidebus"));
+    cmd.args(args);
+    clear_sidecar_env(&mut cmd);
+    let out = cmd.output().expect("run sidebus");
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -210,6 +228,10 @@ pub fn events(requests: Vec<Recorded>) -> Vec<Recorded> {
 
 /// Waits until the app received at least `n` events.
 pub async fn wait_events(app: &super::app::TestApp, n: usize) -> Vec<Recorded> {
-    super::app::wait_until(DEADLINE, || events(app.requests()).len() >= n).await;
+    assert_eventually!(
+        format!("{n} events at the app (observed: how many)"),
+        events(app.requests()).len(),
+        |got: &usize| *got >= n
+    );
     events(app.requests())
 }

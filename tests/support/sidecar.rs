@@ -20,7 +20,8 @@ use sidebus::config::Settings;
 use sidebus::delivery::{HttpAppChannel, SubscriptionStats};
 use sidebus::runtime::{ComponentHandle, Runtime, Subscriber};
 
-use super::app::{wait_until, Answer, Recorded, Script};
+use super::app::{Answer, Recorded, Script};
+use super::eventually::assert_eventually;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const APP_ID: &str = "delivery-test";
@@ -142,15 +143,12 @@ impl Sidecar {
         topic: &str,
         cond: impl Fn(&SubscriptionStats) -> bool,
     ) -> SubscriptionStats {
-        let mut last = None;
-        wait_until(WAIT, || {
-            let s = self.stats(topic);
-            let ok = cond(&s);
-            last = Some(s);
-            ok
-        })
-        .await;
-        last.expect("checked at least once")
+        assert_eventually!(
+            format!("the counters of {topic}"),
+            WAIT,
+            self.stats(topic),
+            cond
+        )
     }
 
     /// Subscribes a collector to `topic` directly on the bus (dead letters).

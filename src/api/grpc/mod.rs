@@ -147,7 +147,8 @@ pub fn service(rt: Arc<Runtime>) -> InterceptedService<DaprServer<DaprApi>, Toke
         expected: rt
             .settings
             .api_token
-            .as_deref()
+            .as_ref()
+            .map(|t| t.expose())
             .filter(|t| !t.is_empty())
             .map(Arc::from),
     };

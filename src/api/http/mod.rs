@@ -98,7 +98,13 @@ pub async fn serve(
 
 /// Rejects requests without the right `dapr-api-token` when a token is set.
 async fn check_token(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
-    let Some(expected) = rt.settings.api_token.as_deref().filter(|t| !t.is_empty()) else {
+    let Some(expected) = rt
+        .settings
+        .api_token
+        .as_ref()
+        .map(|t| t.expose())
+        .filter(|t| !t.is_empty())
+    else {
         return next.run(req).await;
     };
     if TOKEN_EXEMPT.contains(&req.uri().path()) {

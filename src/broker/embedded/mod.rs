@@ -47,6 +47,7 @@ use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };
+use crate::config::metadata::{MetadataProblem, Parsed};
 use crate::config::model::ComponentSpec;
 
 /// How often retention looks for segments to delete.
@@ -225,6 +226,33 @@ impl PubSub for Embedded {
     }
 }
 
+/// The folder name the publish outbox keeps its stores under, inside the
+/// data folder: an embedded component of that name and no `dataDir` would
+/// share it.
+const OUTBOX_FOLDER: &str = "outbox";
+
+/// The component's metadata, plus what depends on its name: without a
+/// `dataDir` its folder is `<data dir>/<name>`, which must not be the
+/// outbox's.
+fn parse_spec(spec: &ComponentSpec) -> Result<Parsed<EmbeddedConfig>, Validation> {
+    let parsed = EmbeddedConfig::parse(&spec.metadata);
+    let clash = spec.name == OUTBOX_FOLDER
+        && parsed
+            .as_ref()
+            .map_or(true, |p| p.config.data_dir.is_none());
+    if !clash {
+        return parsed;
+    }
+    let mut v = Validation::of(&parsed);
+    v.errors.push(MetadataProblem::new(
+        "dataDir",
+        "",
+        "a pubsub.embedded component named \"outbox\" needs its own dataDir: \
+         <data dir>/outbox is where the publish outbox keeps its stores",
+    ));
+    Err(v)
+}
+
 /// Factory for `pubsub.embedded`.
 pub struct EmbeddedFactory;
 
@@ -235,7 +263,7 @@ impl Factory for EmbeddedFactory {
     }
 
     fn validate(&self, spec: &ComponentSpec) -> Validation {
-        Validation::of(&EmbeddedConfig::parse(&spec.metadata))
+        Validation::of(&parse_spec(spec))
     }
 
     async fn build(
@@ -243,7 +271,7 @@ impl Factory for EmbeddedFactory {
         spec: &ComponentSpec,
         ctx: &BuildContext,
     ) -> Result<Arc<dyn PubSub>, BrokerError> {
-        let config = EmbeddedConfig::parse(&spec.metadata)
+        let config = parse_spec(spec)
             .map_err(|v| BrokerError::Rejected(v.describe_errors()))?
             .config;
         let dir = config

@@ -36,14 +36,14 @@ pub fn common(cfg: &KafkaConfig) -> ClientConfig {
         } => {
             c.set("sasl.mechanism", *mechanism)
                 .set("sasl.username", username)
-                .set("sasl.password", password);
+                .set("sasl.password", password.expose());
         }
         Auth::Mtls {
             client_cert,
             client_key,
         } => {
             c.set("ssl.certificate.pem", client_cert)
-                .set("ssl.key.pem", client_key);
+                .set("ssl.key.pem", client_key.expose());
         }
     }
     if cfg.tls {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::config::metadata::MetadataReader;
+use crate::config::Secret;
 
 /// How clients authenticate to the brokers (`authType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum Auth {
         /// `saslUsername`.
         username: String,
         /// `saslPassword`.
-        password: String,
+        password: Secret,
         /// librdkafka's `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
         mechanism: &'static str,
     },
@@ -26,7 +27,7 @@ pub enum Auth {
         /// `clientCert` (PEM).
         client_cert: String,
         /// `clientKey` (PEM).
-        client_key: String,
+        client_key: Secret,
     },
 }
 
@@ -91,7 +92,7 @@ pub fn parse_auth(r: &mut MetadataReader<'_>) -> Auth {
             };
             Auth::Password {
                 username,
-                password,
+                password: password.into(),
                 mechanism,
             }
         }
@@ -106,7 +107,7 @@ pub fn parse_auth(r: &mut MetadataReader<'_>) -> Auth {
             }
             Auth::Mtls {
                 client_cert,
-                client_key,
+                client_key: client_key.into(),
             }
         }
         _ => Auth::None,

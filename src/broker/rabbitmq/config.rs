@@ -12,6 +12,7 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 pub use super::uri::{describe, redact};
 
 use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
+use crate::config::Secret;
 
 /// How events are laid out on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,36 @@ impl ExchangeKind {
     }
 }
 
+/// What a publish no queue is bound to does (`unroutable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unroutable {
+    /// Succeed, as daprd does (it publishes without `mandatory`): apps
+    /// publish before their consumers exist. Counted, and logged once per
+    /// topic. The default.
+    Drop,
+    /// Fail the publish (`Rejected`), for those who want to know.
+    Error,
+}
+
+/// The broker URIs, which carry the password: `Debug` shows only where
+/// each points, so printing the config cannot leak it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Brokers(pub Vec<AMQPUri>);
+
+impl std::ops::Deref for Brokers {
+    type Target = Vec<AMQPUri>;
+
+    fn deref(&self) -> &Vec<AMQPUri> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Brokers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(describe)).finish()
+    }
+}
+
 /// TLS material (PEM text, as daprd takes it inline).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -56,7 +87,7 @@ pub struct TlsConfig {
     /// `clientCert`: client certificate chain (PEM), with `clientKey`.
     pub client_cert: Option<String>,
     /// `clientKey`: PKCS#8 private key (PEM) for `clientCert`.
-    pub client_key: Option<String>,
+    pub client_key: Option<Secret>,
 }
 
 /// Everything `pubsub.rabbitmq` reads from its component metadata.
@@ -64,7 +95,7 @@ pub struct TlsConfig {
 pub struct RabbitConfig {
     /// Brokers to try in turn (`connectionString` CSV, or `hostname` CSV with
     /// `protocol`/`username`/`password`). Never empty after parsing.
-    pub uris: Vec<AMQPUri>,
+    pub uris: Brokers,
     /// TLS settings used for `amqps` URIs.
     pub tls: TlsConfig,
     /// `exchangeKind`: kind of the per-topic exchange. Default `fanout`.
@@ -107,6 +138,8 @@ pub struct RabbitConfig {
     /// `queueExpiresInSeconds` (sidebus): queue `x-expires`, deletes queues
     /// unused for that long. Default none.
     pub queue_expires: Option<Duration>,
+    /// `unroutable` (sidebus): `drop` (default, as daprd) or `error`.
+    pub unroutable: Unroutable,
 }
 
 /// daprd keys we read (plus `connectionString` etc. handled explicitly).
@@ -137,6 +170,7 @@ const KNOWN: &[&str] = &[
     "clientName",
     "contentMode",
     "queueExpiresInSeconds",
+    "unroutable",
 ];
 
 /// daprd keys whose behaviour is always on (or always off) here.
@@ -170,7 +204,7 @@ impl RabbitConfig {
         let tls = TlsConfig {
             ca_cert: r.get("caCert").map(str::to_string),
             client_cert: r.get("clientCert").map(str::to_string),
-            client_key: r.get("clientKey").map(str::to_string),
+            client_key: r.get("clientKey").map(Secret::from),
         };
         if tls.client_cert.is_some() != tls.client_key.is_some() {
             r.fail(
@@ -200,7 +234,7 @@ impl RabbitConfig {
             )
             .unwrap_or(ContentMode::Structured);
         let cfg = RabbitConfig {
-            uris,
+            uris: Brokers(uris),
             tls,
             exchange_kind,
             routing_key: r.get("routingKey").unwrap_or_default().to_string(),
@@ -235,6 +269,12 @@ impl RabbitConfig {
             client_name: r.get("clientName").map(str::to_string),
             content_mode,
             queue_expires: r.duration("queueExpiresInSeconds").filter(|d| !d.is_zero()),
+            unroutable: r
+                .choice(
+                    "unroutable",
+                    &[("drop", Unroutable::Drop), ("error", Unroutable::Error)],
+                )
+                .unwrap_or(Unroutable::Drop),
         };
         for (name, why) in FIXED {
             if let Some((k, v)) = r.entry(name) {

@@ -118,3 +118,37 @@ fn durations_are_seconds_or_go_units_and_booleans_are_go_booleans() {
     let keys: Vec<_> = v.errors.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["durable", "ttlInSeconds"]);
 }
+
+/// A URI without `//` used to be echoed whole by `validate` and at start-up,
+/// password included; neither the problems nor the config's `Debug` may
+/// show a password.
+#[test]
+fn passwords_never_appear_in_problems_or_debug_output() {
+    for cs in [
+        "amqp:guest:s3cret@host",
+        "amqps:/u:s3cret@h:5671",
+        "u:s3cret@@h",
+    ] {
+        let md: Metadata = [("connectionString".to_string(), cs.to_string())].into();
+        let shown = match RabbitConfig::parse(&md) {
+            Ok(p) => format!("{:?}", p.config),
+            Err(v) => format!("{v:?} {}", v.describe_errors()),
+        };
+        assert!(!shown.contains("s3cret"), "{cs}: {shown}");
+    }
+    let md: Metadata = [
+        (
+            "connectionString".to_string(),
+            "amqp://u:s3cret@h:5672/%2f".to_string(),
+        ),
+        ("clientCert".to_string(), "CERT".to_string()),
+        ("clientKey".to_string(), "KEY-s3cret".to_string()),
+    ]
+    .into();
+    let cfg = RabbitConfig::parse(&md).expect("valid").config;
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("s3cret") && shown.contains("h:5672"),
+        "{shown}"
+    );
+}

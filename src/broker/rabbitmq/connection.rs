@@ -231,7 +231,7 @@ async fn connect(
         identity: match (&cfg.tls.client_cert, &cfg.tls.client_key) {
             (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
                 pem: cert.clone().into_bytes(),
-                key: key.clone().into_bytes(),
+                key: key.expose().as_bytes().to_vec(),
             }),
             _ => None,
         },

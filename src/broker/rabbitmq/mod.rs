@@ -50,6 +50,12 @@ pub struct RabbitMq {
 }
 
 impl RabbitMq {
+    /// Publishes no queue was bound to receive that succeeded anyway
+    /// (`unroutable: drop`, the default).
+    pub fn unroutable_published(&self) -> u64 {
+        self.publisher.unroutable_count()
+    }
+
     /// Starts both supervised connections without waiting for them.
     pub fn start(cfg: RabbitConfig) -> Self {
         let cfg = Arc::new(cfg);

@@ -3,12 +3,16 @@
 //! Every publish goes to the exchange named after the topic on one shared
 //! confirm-mode channel; lapin matches confirms to publishes by delivery tag,
 //! so concurrent publishes pipeline on the channel instead of waiting for
-//! each other. A publish succeeds only when the broker confirms it; a nack or
-//! an unroutable return (no queue bound to the exchange) is
+//! each other. A publish succeeds only when the broker confirms it; a nack is
 //! [`BrokerError::Rejected`], a missing or lost connection is
-//! [`BrokerError::Unavailable`] (the caller's retry or outbox decides).
+//! [`BrokerError::Unavailable`] (the caller's retry or outbox decides). An
+//! unroutable return (no queue bound to the exchange) succeeds, counted and
+//! logged once per topic, as daprd's publish without `mandatory` does; with
+//! `unroutable: error` it is `Rejected`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
@@ -16,7 +20,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation};
 
 use super::codec;
-use super::config::RabbitConfig;
+use super::config::{RabbitConfig, Unroutable};
 use super::connection::{Link, Live};
 use crate::broker::{BrokerError, PublishRequest};
 
@@ -72,16 +76,42 @@ pub async fn ensure_exchange(
     Ok(())
 }
 
+/// Topics remembered for the once-per-topic unroutable warning; past this
+/// many, later topics are only counted.
+const WARNED_TOPICS: usize = 1024;
+
 /// The publishing half of the component.
 pub struct Publisher {
     cfg: Arc<RabbitConfig>,
     link: Link,
+    unroutable: AtomicU64,
+    warned: Mutex<HashSet<String>>,
 }
 
 impl Publisher {
     /// A publisher on its own supervised connection.
     pub fn new(cfg: Arc<RabbitConfig>, link: Link) -> Self {
-        Self { cfg, link }
+        Self {
+            cfg,
+            link,
+            unroutable: AtomicU64::new(0),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Publishes that no queue was bound to receive (and that succeeded,
+    /// under the default `unroutable: drop`).
+    pub fn unroutable_count(&self) -> u64 {
+        self.unroutable.load(Ordering::Relaxed)
+    }
+
+    /// Counts an unroutable publish and warns the first time per topic.
+    fn note_unroutable(&self, topic: &str) {
+        self.unroutable.fetch_add(1, Ordering::Relaxed);
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.len() < WARNED_TOPICS && warned.insert(topic.to_string()) {
+            tracing::warn!(topic, "Published to a topic no queue is bound to; RabbitMQ dropped the event (as daprd would). Further drops on this topic are only counted.");
+        }
     }
 
     /// The publish connection.
@@ -144,6 +174,10 @@ impl Publisher {
         };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) if self.cfg.unroutable == Unroutable::Drop => {
+                self.note_unroutable(&req.topic);
+                Ok(())
+            }
             Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => {
                 Err(BrokerError::Rejected(format!(
                     "unroutable: no queue is bound to topic {:?} for routing key {:?} ({} {})",

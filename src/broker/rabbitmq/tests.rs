@@ -17,9 +17,10 @@ fn url() -> String {
     })
 }
 
-/// A connected component; test queues expire 10 minutes after their last use.
-async fn component() -> Arc<dyn PubSub> {
-    let md: Metadata = [
+/// A connected component with `extra` metadata; test queues expire 10
+/// minutes after their last use.
+async fn connected(extra: &[(&str, &str)]) -> RabbitMq {
+    let mut md: Metadata = [
         ("connectionString", url()),
         ("reconnectWaitSeconds", "1".to_string()),
         ("queueExpiresInSeconds", "600".to_string()),
@@ -27,11 +28,49 @@ async fn component() -> Arc<dyn PubSub> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    md.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let cfg = RabbitConfig::parse(&md).expect("valid test config").config;
-    let c = RabbitMq::connect(cfg, Duration::from_secs(15))
+    RabbitMq::connect(cfg, Duration::from_secs(15))
         .await
-        .unwrap_or_else(|e| panic!("RabbitMQ at SIDEBUS_TEST_RABBITMQ_URL unreachable: {e}"));
-    Arc::new(c)
+        .unwrap_or_else(|e| panic!("RabbitMQ at SIDEBUS_TEST_RABBITMQ_URL unreachable: {e}"))
+}
+
+async fn component() -> Arc<dyn PubSub> {
+    Arc::new(connected(&[]).await)
+}
+
+/// Apps publish before their consumers exist; daprd answers 204 and so
+/// does sidebus (this answered 500 before, failing three official SDK
+/// scenarios on RabbitMQ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_publishes_succeed_and_are_counted_by_default() {
+    use crate::broker::conformance::{event, unique};
+    let c = connected(&[]).await;
+    let topic = unique("rmq-unroutable-ok");
+    for n in 1..=2 {
+        c.publish(event(&topic, None, "e"))
+            .await
+            .expect("succeeds as in daprd");
+        assert_eq!(c.unroutable_published(), n);
+    }
+    c.ping()
+        .await
+        .expect("the publish channel survives a return");
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_error_mode_refuses_the_publish() {
+    use crate::broker::conformance::{event, unique};
+    use crate::broker::BrokerError;
+    let c = connected(&[("unroutable", "error")]).await;
+    let err = c
+        .publish(event(&unique("rmq-unroutable-err"), None, "e"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, BrokerError::Rejected(_)), "{err:?}");
+    assert_eq!(c.unroutable_published(), 0);
+    c.close().await.expect("close");
 }
 
 crate::conformance_suite!(component);

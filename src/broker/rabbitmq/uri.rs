@@ -3,7 +3,7 @@
 
 use lapin::uri::{AMQPScheme, AMQPUri};
 
-use crate::config::metadata::MetadataReader as Reader;
+use crate::config::metadata::{MetadataReader as Reader, SECRET_MASK};
 
 /// Every broker URI the metadata names, in the order to try them.
 pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
@@ -12,10 +12,13 @@ pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
         for part in cs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part.parse::<AMQPUri>() {
                 Ok(u) => uris.push(u),
-                Err(e) => {
-                    let shown = redact(part);
-                    r.fail("connectionString", &shown, format!("not an AMQP URI: {e}"));
-                }
+                // The parser's own text may quote the input, password
+                // included: say what is expected instead.
+                Err(_) => r.fail(
+                    "connectionString",
+                    &redact(part),
+                    "not an AMQP URI (expected amqp[s]://user:password@host[:port][/vhost])",
+                ),
             }
         }
         return uris;
@@ -77,14 +80,19 @@ pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
     uris
 }
 
-/// A URI for logs and errors, password removed.
+/// A URI for logs and errors, password removed: `scheme://user:<secret>@…`.
+/// Malformed input (`amqp:guest:s3cret@host`, no `//`) cannot be split
+/// reliably, so everything before its last `@` is masked.
 pub fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
+    let Some(at) = uri.rfind('@') else {
+        return uri.to_string();
+    };
+    match uri.find("://") {
+        Some(s) if s + 3 <= at => {
             let user = uri[s + 3..at].split(':').next().unwrap_or_default();
-            format!("{}{}:<secret>{}", &uri[..s + 3], user, &uri[at..])
+            format!("{}{user}:{SECRET_MASK}{}", &uri[..s + 3], &uri[at..])
         }
-        _ => uri.to_string(),
+        _ => format!("{SECRET_MASK}{}", &uri[at..]),
     }
 }
 

@@ -194,12 +194,41 @@ fn version_ok(h: &Header, known: &[&str], sink: &mut Sink) -> bool {
     false
 }
 
+/// Longest resource name (a DNS-1123 subdomain's limit, as Kubernetes and
+/// daprd use for resource names).
+const MAX_NAME_LEN: usize = 253;
+
+/// Resource names become folder names (the embedded broker's, the outbox's)
+/// and appear in URLs, so they follow the DNS-1123 shape Kubernetes gives
+/// them: letters, digits, `-`, `.` and `_` (kept for self-hosted Dapr
+/// folders that use it), starting and ending with a letter or digit. That
+/// rules out `/`, `..` and hidden names.
 fn name_ok(h: &Header, sink: &mut Sink) -> bool {
-    if h.name.is_empty() {
-        sink.error(h, "metadata.name", "", "is required");
-        return false;
+    let name = h.name.as_str();
+    let reason = if name.is_empty() {
+        Some("is required".to_string())
+    } else if name.len() > MAX_NAME_LEN {
+        Some(format!("is longer than {MAX_NAME_LEN} characters"))
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some(
+            "must be letters, digits, '-', '.' or '_', starting and ending with a letter or digit"
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => {
+            sink.error(h, "metadata.name", name, reason);
+            false
+        }
+        None => true,
     }
-    true
 }
 
 fn resiliency(h: &Header, value: &Value, sink: &mut Sink) -> Option<ResiliencySpec> {

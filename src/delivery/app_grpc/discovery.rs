@@ -86,7 +86,12 @@ pub async fn discover_grpc(
         if let Ok(v) = settings.app_id.parse() {
             req.metadata_mut().insert("dapr-app-id", v);
         }
-        if let Some(Ok(token)) = settings.app_api_token.as_deref().map(str::parse) {
+        if let Some(Ok(token)) = settings
+            .app_api_token
+            .as_ref()
+            .map(|t| t.expose())
+            .map(str::parse)
+        {
             req.metadata_mut().insert("dapr-api-token", token);
         }
         let outcome = tokio::select! {

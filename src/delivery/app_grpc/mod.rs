@@ -63,7 +63,8 @@ impl GrpcAppChannel {
         let channel = endpoint(settings)?.connect_lazy();
         let app_token = settings
             .app_api_token
-            .as_deref()
+            .as_ref()
+            .map(|t| t.expose())
             .and_then(|t| AsciiMetadataValue::try_from(t).ok());
         Ok(Self {
             channel,

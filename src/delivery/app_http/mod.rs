@@ -61,7 +61,8 @@ impl HttpAppChannel {
     pub fn new(settings: &Settings) -> Self {
         let app_token = settings
             .app_api_token
-            .as_deref()
+            .as_ref()
+            .map(|t| t.expose())
             .and_then(|t| HeaderValue::from_str(t).ok());
         Self {
             client: client(),

@@ -31,9 +31,10 @@ def healthz_ok():
         return False
 
 
-def publish_http(topic, body, content_type="text/plain"):
+def publish_http(topic, body, content_type="text/plain", key=None):
+    query = f"?metadata.partitionKey={key}" if key else ""
     req = urllib.request.Request(
-        f"http://127.0.0.1:{HTTP_PORT}/v1.0/publish/pubsub/{topic}",
+        f"http://127.0.0.1:{HTTP_PORT}/v1.0/publish/pubsub/{topic}{query}",
         data=body.encode(), method="POST", headers={"content-type": content_type})
     with urllib.request.urlopen(req, timeout=10) as r:
         if r.status != 204:

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::broker::conformance::{event, Recorder, DEADLINE};
+use crate::broker::conformance::{await_markers, event, eventually, Recorder, DEADLINE};
 use crate::broker::embedded::config::EmbeddedConfig;
 use crate::broker::{PubSub, SubscribeRequest};
 
@@ -19,6 +19,8 @@ const TEST_NAME: &str =
     "broker::embedded::tests::crash::killed_publisher_loses_no_acknowledged_event";
 const TOPIC: &str = "crash";
 const PUBLISHERS: usize = 8;
+/// Keys each child publisher cycles through.
+const KEYS_PER_PUBLISHER: u64 = 16;
 /// Most acknowledgements the parent waits for before killing a child.
 const KILL_AFTER: usize = 3000;
 /// Children started and killed in the same folder.
@@ -57,17 +59,26 @@ async fn killed_publisher_loses_no_acknowledged_event() {
         metadata: BTreeMap::new(),
     };
     let sub = ps.subscribe(req, rec.clone()).await.expect("subscribe");
-    let end = Instant::now() + DEADLINE;
-    let lost = loop {
-        let lost = acked
-            .iter()
-            .filter(|id| rec.count(id.as_bytes()) == 0)
-            .count();
-        if lost == 0 || Instant::now() > end {
-            break lost;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let lost = eventually(
+        "every acknowledged id (observed: how many missing)",
+        || {
+            acked
+                .iter()
+                .filter(|id| rec.count(id.as_bytes()) == 0)
+                .count()
+        },
+        |lost| *lost == 0,
+    )
+    .await;
+    // A marker behind every key the children used: a record stored twice
+    // sits before its key's marker in the partition, so it has been
+    // delivered by the time the markers are.
+    let keys: Vec<String> = (0..PUBLISHERS)
+        .flat_map(|t| (0..KEYS_PER_PUBLISHER).map(move |k| format!("k{t}-{k}")))
+        .collect();
+    let keys: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
+    let dyn_ps: Arc<dyn PubSub> = ps.clone();
+    await_markers(&dyn_ps, TOPIC, &keys, 0, &[&rec]).await;
     let deliveries = rec.deliveries();
     let stored = rec.distinct();
     let duplicates = deliveries.len() - stored;
@@ -135,7 +146,7 @@ async fn child(dir: &Path) {
             let mut seq = 0u64;
             while started.elapsed() < CHILD_LIFETIME {
                 let id = format!("{pid}-p{t}-{seq}");
-                let key = format!("k{t}-{}", seq % 16);
+                let key = format!("k{t}-{}", seq % KEYS_PER_PUBLISHER);
                 match ps.publish(event(TOPIC, Some(&key), &id)).await {
                     Ok(()) => println!("ACK {id}"),
                     Err(e) => eprintln!("publish {id} failed: {e}"),

@@ -4,14 +4,26 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::broker::conformance::{event, unique, Recorder, QUIET_WINDOW};
+use crate::broker::conformance::{await_markers, event, eventually, unique, Recorder};
 use crate::broker::embedded::config::EmbeddedConfig;
 use crate::broker::{PubSub, SubscribeRequest, Subscription};
 
+/// The keys `publish` spreads events over.
+const KEYS: [&str; 5] = ["k0", "k1", "k2", "k3", "k4"];
+
+/// Where `expect_exactly` publishes its markers: `topic` of `ps`, one per
+/// key of [`KEYS`].
+fn on<'a>(ps: &'a Arc<super::Embedded>, topic: &'a str) -> Target<'a> {
+    (ps, topic, &KEYS)
+}
+
+/// A component, a topic and the keys its events were published with.
+type Target<'a> = (&'a Arc<super::Embedded>, &'a str, &'a [&'a str]);
+
 async fn publish(ps: &Arc<super::Embedded>, topic: &str, ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
-        let key = format!("k{}", i % 5);
-        ps.publish(event(topic, Some(&key), id))
+        let key = KEYS[i % KEYS.len()];
+        ps.publish(event(topic, Some(key), id))
             .await
             .unwrap_or_else(|e| panic!("publish {id}: {e}"));
     }
@@ -37,11 +49,20 @@ async fn subscribe(
     (sub, rec)
 }
 
-/// Waits for exactly `want` (by payload), then checks nothing else arrives.
-async fn expect_exactly(rec: &Recorder, want: &[String], what: &str) {
+/// Waits for exactly `want` (by payload), then checks nothing else arrives:
+/// a marker behind each of `keys` (the keys the events were published with)
+/// comes after every earlier event of that key's partition, replayed or not.
+async fn expect_exactly(
+    (ps, topic, keys): Target<'_>,
+    rec: &Recorder,
+    want: &[String],
+    what: &str,
+) {
     rec.wait_for(what, |r| want.iter().all(|id| r.count(id.as_bytes()) >= 1))
         .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    let ps: Arc<dyn PubSub> = ps.clone();
+    let keys: Vec<Option<&str>> = keys.iter().copied().map(Some).collect();
+    await_markers(&ps, topic, &keys, 0, &[rec]).await;
     assert_eq!(
         rec.distinct(),
         want.len(),
@@ -77,7 +98,7 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
     let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
     publish(&ps, &topic, &first).await;
-    expect_exactly(&rec, &first, "the first batch").await;
+    expect_exactly(on(&ps, &topic), &rec, &first, "the first batch").await;
     sub.stop().await;
     ps.close().await.expect("close");
     // Every first-batch record has a time <= `before` < `between`.
@@ -90,7 +111,13 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     publish(&ps, &topic, &second).await;
     // A new member of the existing group resumes after its committed cursor.
     let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
-    expect_exactly(&rec, &second, "only events after the committed cursor").await;
+    expect_exactly(
+        on(&ps, &topic),
+        &rec,
+        &second,
+        "only events after the committed cursor",
+    )
+    .await;
     sub.stop().await;
 
     let at = chrono::DateTime::from_timestamp_millis(between)
@@ -107,10 +134,28 @@ async fn cursors_and_initial_offsets_survive_reopen() {
     wait_for_cursors(&ps, &topic, 4).await;
     publish(&ps, &topic, &third).await;
     let all: Vec<String> = [first, second.clone(), third.clone()].concat();
-    expect_exactly(&r_old, &all, "a new oldest group sees everything").await;
-    expect_exactly(&r_new, &third, "a new newest group sees only new events").await;
+    expect_exactly(
+        on(&ps, &topic),
+        &r_old,
+        &all,
+        "a new oldest group sees everything",
+    )
+    .await;
+    expect_exactly(
+        on(&ps, &topic),
+        &r_new,
+        &third,
+        "a new newest group sees only new events",
+    )
+    .await;
     let from_ts: Vec<String> = [second, third].concat();
-    expect_exactly(&r_ts, &from_ts, "a timestamp group starts at that time").await;
+    expect_exactly(
+        on(&ps, &topic),
+        &r_ts,
+        &from_ts,
+        "a timestamp group starts at that time",
+    )
+    .await;
     for s in [s_old, s_new, s_ts] {
         s.stop().await;
     }
@@ -126,9 +171,8 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
         .and_then(|p| p.parent())
         .map(std::path::Path::to_path_buf)
         .expect("cursor folder");
-    let deadline = std::time::Instant::now() + crate::broker::conformance::DEADLINE;
-    loop {
-        let complete = std::fs::read_dir(&dir)
+    let complete = || {
+        std::fs::read_dir(&dir)
             .map(|groups| {
                 groups
                     .filter_map(Result::ok)
@@ -139,17 +183,13 @@ async fn wait_for_cursors(ps: &super::Embedded, topic: &str, groups_min: usize) 
                     })
                     .count()
             })
-            .unwrap_or(0);
-        if complete >= groups_min {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "group cursors never appeared in {}",
-            dir.display()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+            .unwrap_or(0)
+    };
+    let what = format!(
+        "{groups_min} groups with cursors in {} (observed: how many)",
+        dir.display()
+    );
+    eventually(&what, complete, |n| *n >= groups_min).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +225,13 @@ async fn abandoned_events_are_redelivered_after_restart() {
 
     let ps = super::open(dir.path(), EmbeddedConfig::default()).await;
     let (sub, rec) = subscribe(&ps, &topic, &group, None).await;
-    expect_exactly(&rec, &batch[3..], "the abandoned events, and only those").await;
+    expect_exactly(
+        (&ps, &topic, &["one"]),
+        &rec,
+        &batch[3..],
+        "the abandoned events, and only those",
+    )
+    .await;
     sub.stop().await;
     ps.close().await.expect("close");
 }

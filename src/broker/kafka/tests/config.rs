@@ -58,6 +58,11 @@ fn daprd_yaml_values_are_understood() {
         Some(Duration::from_secs(168 * 3600))
     );
     assert_eq!(cfg.content_mode, ContentMode::Binary);
+    let shown = format!("{cfg:?}");
+    assert!(
+        shown.contains("SCRAM-SHA-512") && !shown.contains("password: \"p\""),
+        "the SASL password is never printed: {shown}"
+    );
     let warned: Vec<&str> = parsed.warnings.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
         warned,

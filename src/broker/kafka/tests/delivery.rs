@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::support::{body, component, duplicates, key_seq, keyed, publish_all, subscribe};
-use crate::broker::conformance::{event, unique, Recorder, QUIET_WINDOW};
+use crate::broker::conformance::{await_markers, event, unique, Recorder};
 use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +161,16 @@ async fn restart_resumes_from_committed_offsets() {
     second
         .wait_for("second batch", |r| r.distinct() >= 15)
         .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A marker behind each key: a replay of the first batch (or a second
+    // copy of the second) sits before it in the key's partition.
+    await_markers(
+        &ps,
+        &topic,
+        &[Some("k0"), Some("k1"), Some("k2")],
+        0,
+        &[&second],
+    )
+    .await;
     let old = second
         .deliveries()
         .iter()

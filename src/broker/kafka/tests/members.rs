@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use super::support::{component, duplicates, keyed, publish_all, subscribe};
-use crate::broker::conformance::{unique, Recorder, QUIET_WINDOW};
+use crate::broker::conformance::{await_markers, unique, Recorder};
 use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 /// Accepts each event only after `delay` (as a full in-flight bound would)
@@ -58,7 +58,10 @@ async fn a_rebalance_waits_for_in_flight_events() {
             .all(|q| r.count(&q.data) + rb.count(&q.data) >= 1)
     })
     .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A marker behind every key: an event handed out twice around the
+    // rebalance (replayed from the committed offset by the new owner) comes
+    // before its key's marker in the partition.
+    await_markers(&a, &topic, &key_refs(&keys(40)), 0, &[&ra, &rb]).await;
     let dups = duplicates(&[&ra, &rb]);
     println!(
         "rebalance with in-flight events: {} events, a={} b={}, {dups} duplicates",
@@ -133,7 +136,9 @@ async fn two_members_split_and_take_over(strategy: &str) {
         batch2.iter().all(|q| r.count(&q.data) >= 1)
     })
     .await;
-    tokio::time::sleep(QUIET_WINDOW).await;
+    // A marker behind every key: whatever the remaining member replays or
+    // still gets of either batch comes before its key's marker.
+    await_markers(&a, &topic, &key_refs(&keys(40)), 0, &[&ra]).await;
     let lost = batch1
         .iter()
         .chain(&batch2)
@@ -151,4 +156,14 @@ async fn two_members_split_and_take_over(strategy: &str) {
     sa.stop().await;
     a.close().await.expect("close a");
     b.close().await.expect("close b");
+}
+
+/// The keys `keyed` uses for `n` keys.
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|k| format!("k{k}")).collect()
+}
+
+/// `keys` in the form `await_markers` takes.
+fn key_refs(keys: &[String]) -> Vec<Option<&str>> {
+    keys.iter().map(|k| Some(k.as_str())).collect()
 }

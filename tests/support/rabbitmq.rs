@@ -1,10 +1,8 @@
-//! Helpers shared by the RabbitMQ integration tests.
-// Each test crate uses a different subset of these helpers.
-#![allow(dead_code)]
+//! Access to the test RabbitMQ: components on it, a raw lapin channel, and
+//! closing connections from the broker side.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lapin::{Channel, Connection, ConnectionProperties};
 use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
@@ -59,22 +57,6 @@ pub async fn raw_channel() -> Channel {
     // the rest of the test process is fine.
     std::mem::forget(conn);
     channel
-}
-
-/// Polls `cond` every 100 ms until it holds, failing at `deadline`.
-pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    while !cond().await {
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Makes the broker close every connection whose name contains `marker`
