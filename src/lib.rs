@@ -11,9 +11,12 @@
 //! - `delivery/`  per-subscription dispatcher, HTTP and gRPC app channels,
 //!   dead letters
 //! - `api/`       the HTTP and gRPC edges; daprd's error codes in one place
+//! - `proto.rs`   the gRPC messages and services generated from `proto/`
 //! - `runtime/`   the running sidecar: components, scopes, the publish path,
 //!   start-up and shutdown order
 //! - `admin.rs`   liveness and readiness on the admin port
+//! - `sidecar.rs` the whole sidecar: the runtime with the API servers and the
+//!   admin port around it, in start-up and shutdown order (what `main` runs)
 //! - `backoff.rs` the one retry schedule (constant or exponential, jittered)
 //!   every retry loop uses; a leaf that imports nothing of this crate
 //! - `telemetry/` logging
@@ -28,6 +31,8 @@ pub mod delivery;
 pub mod envelope;
 #[cfg(feature = "embedded")]
 pub mod policy;
+pub mod proto;
 pub mod routing;
 pub mod runtime;
+pub mod sidecar;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::{validate, Cli, Command};
 use sidebus::runtime::start;
 
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(start::EXIT_FAILURE);
         }
     };
-    ExitCode::from(runtime.block_on(start::run(settings)))
+    ExitCode::from(runtime.block_on(sidebus::sidecar::run(settings)))
 }
 
 fn validate(args: sidebus::config::flags::ValidateArgs) -> ExitCode {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::resources::{self, Backoff, Direction, ResiliencyPolicies};
 
 use support::{file_name, fixture, lines, load_err, load_ok, root, rule, FakeFactory};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sidebus::broker::conformance::{event, unique, Recorder};
-use sidebus::broker::{PubSub, SubscribeRequest};
+use sidebus::broker::SubscribeRequest;
 use sidebus::policy::outbox::{Outbox, OutboxConfig};
 use support::assert_eventually;
 use support::rabbitmq::component;
@@ -59,14 +59,14 @@ async fn broker_stopped_mid_stream_loses_nothing_and_keeps_key_order() {
                 max_bytes: 16 << 20,
                 direct_timeout: Duration::from_secs(2),
             },
-            inner,
+            inner.clone(),
         )
         .await
         .expect("open outbox"),
     );
     let (topic, group) = (unique("outbox-rmq"), unique("g"));
     let rec = Recorder::ok();
-    let sub = outbox
+    let sub = inner
         .subscribe(
             SubscribeRequest {
                 topic: topic.clone(),
@@ -84,7 +84,7 @@ async fn broker_stopped_mid_stream_loses_nothing_and_keeps_key_order() {
     for i in 0..PER_KEY_BEFORE {
         for k in 0..KEYS {
             let r = outbox
-                .publish_with_receipt(event(&topic, Some(&format!("k{k}")), &body(k, i)))
+                .publish(event(&topic, Some(&format!("k{k}")), &body(k, i)))
                 .await
                 .expect("publish while up");
             assert!(!r.buffered, "the broker is up: no buffering expected");
@@ -98,7 +98,7 @@ async fn broker_stopped_mid_stream_loses_nothing_and_keeps_key_order() {
     for i in PER_KEY_BEFORE..PER_KEY_BEFORE + PER_KEY_DURING {
         for k in 0..KEYS {
             let r = outbox
-                .publish_with_receipt(event(&topic, Some(&format!("k{k}")), &body(k, i)))
+                .publish(event(&topic, Some(&format!("k{k}")), &body(k, i)))
                 .await
                 .expect("publish while the broker is down must be buffered");
             buffered += usize::from(r.buffered);
@@ -149,7 +149,8 @@ async fn broker_stopped_mid_stream_loses_nothing_and_keeps_key_order() {
         rec.distinct()
     );
     sub.stop().await;
-    outbox.close().await.expect("close");
+    outbox.close().await;
+    inner.close().await.expect("close");
 }
 
 /// Through the real binary: publishes while the broker is stopped answer

@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::runtime::PublishError;
+
 /// ErrorInfo `domain` of every error.
 pub const ERROR_DOMAIN: &str = "dapr.io";
 
@@ -48,69 +50,10 @@ mod grpc {
 /// Every error the API edges answer with. `Display` is daprd's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
-    /// No pub/sub component is loaded at all.
-    #[error("no pubsub is configured")]
-    PubsubNotConfigured,
-    /// The request names no pub/sub component.
-    #[error("pubsub name is empty")]
-    PubsubEmpty,
-    /// The named pub/sub component does not exist.
-    #[error("pubsub {0} is not found")]
-    PubsubNotFound(String),
-    /// The request names no topic.
-    #[error("topic is empty in pubsub {pubsub}")]
-    TopicEmpty {
-        /// Pub/sub component name.
-        pubsub: String,
-    },
-    /// A metadata value is invalid (e.g. `rawPayload=foo`).
-    #[error("failed deserializing metadata: {key}={value}: {reason}")]
-    BadMetadata {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// Offending metadata key.
-        key: String,
-        /// Its value.
-        value: String,
-        /// Why it is invalid.
-        reason: String,
-    },
-    /// The CloudEvent envelope could not be built.
-    #[error("cannot create cloudevent: {error}")]
-    CloudEvent {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// What went wrong.
-        error: String,
-    },
-    /// The component's topic scopes do not let this app publish here.
-    #[error("topic {topic} is not allowed for app id {app_id}")]
-    Forbidden {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// This sidecar's app id.
-        app_id: String,
-    },
-    /// The component failed to publish.
-    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
-    Publish {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// The component's error.
-        error: String,
-    },
-    /// A bulk request body is malformed (bad JSON, missing or duplicate
-    /// entry id, event not matching its content type).
-    #[error("{0}")]
-    BadBulkEvents(String),
+    /// The publish path refused or failed the request (request checks,
+    /// envelope, component): the runtime's own error, rendered here.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     /// The request body is larger than `--max-body-size`.
     #[error("request body is larger than the limit of {limit} bytes (--max-body-size)")]
     BodyTooLarge {
@@ -130,32 +73,6 @@ pub enum ApiError {
     /// `GET /v1.0/healthz?appid=x` names another app.
     #[error("dapr app-id does not match")]
     AppIdMismatch,
-    /// The broker is unreachable and the component's publish outbox is at
-    /// `outboxMaxBytes`: the event was not accepted.
-    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
-    OutboxFull {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// The outbox's explanation (used / limit).
-        error: String,
-        /// Seconds the caller should wait (`Retry-After`).
-        retry_after_secs: u64,
-    },
-    /// The broker is full (a bounded buffer stayed full): nothing was
-    /// accepted; retry after `retry_after_secs` (`Retry-After`).
-    #[error("error when publishing to topic {topic} in pubsub {pubsub}: {error}")]
-    PublishBusy {
-        /// Pub/sub component name.
-        pubsub: String,
-        /// Topic of the request.
-        topic: String,
-        /// The broker's explanation.
-        error: String,
-        /// Seconds the caller should wait (`Retry-After`).
-        retry_after_secs: u64,
-    },
     /// The request body could not be read or parsed.
     #[error("failed deserializing HTTP body: {0}")]
     MalformedRequest(String),
@@ -186,124 +103,135 @@ pub enum ApiError {
 impl ApiError {
     /// daprd's HTTP status for this error.
     pub fn http_status(&self) -> StatusCode {
-        use ApiError::*;
+        use PublishError as P;
         match self {
-            PubsubNotConfigured
-            | BadMetadata { .. }
-            | BadBulkEvents(_)
-            | MalformedRequest(_)
-            | MalformedUrl(_)
-            | MetadataLimit(_) => StatusCode::BAD_REQUEST,
-            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            PubsubEmpty | PubsubNotFound(_) | TopicEmpty { .. } | RouteNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
-            Forbidden { .. } => StatusCode::FORBIDDEN,
-            CloudEvent { .. }
-            | Publish { .. }
-            | HealthNotReady(_)
-            | OutboundNotReady(_)
-            | AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
-            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OutboxFull { .. } | PublishBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Publish(err) => match err {
+                P::NotConfigured | P::BadMetadata { .. } | P::BadBulkEvents(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+                P::PubsubEmpty | P::PubsubNotFound(_) | P::TopicEmpty { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                P::Forbidden { .. } => StatusCode::FORBIDDEN,
+                P::CloudEvent { .. } | P::Broker { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                P::OutboxFull { .. } | P::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::MalformedRequest(_)
+            | ApiError::MalformedUrl(_)
+            | ApiError::MetadataLimit(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::HealthNotReady(_)
+            | ApiError::OutboundNotReady(_)
+            | ApiError::AppIdMismatch => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
     /// daprd's `errorCode` string.
     pub fn error_code(&self) -> &'static str {
-        use ApiError::*;
+        use PublishError as P;
         match self {
-            PubsubNotConfigured => "ERR_PUBSUB_NOT_CONFIGURED",
-            PubsubEmpty => "ERR_PUBSUB_EMPTY",
-            PubsubNotFound(_) => "ERR_PUBSUB_NOT_FOUND",
-            TopicEmpty { .. } => "ERR_TOPIC_NAME_EMPTY",
-            BadMetadata { .. } => "ERR_PUBSUB_REQUEST_METADATA",
-            CloudEvent { .. } => "ERR_PUBSUB_CLOUD_EVENTS_SER",
-            Forbidden { .. } => "ERR_PUBSUB_FORBIDDEN",
-            Publish { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
-            BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
-            BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
-            OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
-            PublishBusy { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
-            Unauthorized => "ERR_UNAUTHORIZED",
-            HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
-            OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
-            AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
-            MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
-            RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
-            MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
-            MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
-            MetadataLimit(_) => "ERR_METADATA_LIMIT",
+            ApiError::Publish(err) => match err {
+                P::NotConfigured => "ERR_PUBSUB_NOT_CONFIGURED",
+                P::PubsubEmpty => "ERR_PUBSUB_EMPTY",
+                P::PubsubNotFound(_) => "ERR_PUBSUB_NOT_FOUND",
+                P::TopicEmpty { .. } => "ERR_TOPIC_NAME_EMPTY",
+                P::BadMetadata { .. } => "ERR_PUBSUB_REQUEST_METADATA",
+                P::CloudEvent { .. } => "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                P::Forbidden { .. } => "ERR_PUBSUB_FORBIDDEN",
+                P::Broker { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
+                P::BadBulkEvents(_) => "ERR_PUBSUB_EVENTS_SER",
+                P::OutboxFull { .. } => "ERR_PUBSUB_OUTBOX_FULL",
+                P::Busy { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
+            },
+            ApiError::BodyTooLarge { .. } => "ERR_BODY_TOO_LARGE",
+            ApiError::Unauthorized => "ERR_UNAUTHORIZED",
+            ApiError::HealthNotReady(_) => "ERR_HEALTH_NOT_READY",
+            ApiError::OutboundNotReady(_) => "ERR_OUTBOUND_HEALTH_NOT_READY",
+            ApiError::AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
+            ApiError::MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
+            ApiError::RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
+            ApiError::MetadataLimit(_) => "ERR_METADATA_LIMIT",
         }
     }
 
     /// The google.rpc `ErrorInfo` reason.
     pub fn reason(&self) -> &'static str {
-        use ApiError::*;
+        use PublishError as P;
         match self {
-            PubsubNotConfigured => "DAPR_PUBSUB_NOT_CONFIGURED",
-            PubsubEmpty => "DAPR_PUBSUB_NAME_EMPTY",
-            PubsubNotFound(_) => "DAPR_PUBSUB_NOT_FOUND",
-            TopicEmpty { .. } => "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
-            BadMetadata { .. } => "DAPR_PUBSUB_METADATA_DESERIALIZATION",
-            CloudEvent { .. } => "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
-            Forbidden { .. } => "DAPR_PUBSUB_FORBIDDEN",
-            Publish { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
-            BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
-            BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
-            OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
-            PublishBusy { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
-            Unauthorized => "DAPR_API_TOKEN_INVALID",
-            HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
-            OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
-            AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
-            MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
-            RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
-            MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
-            MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
-            MetadataLimit(_) => "DAPR_METADATA_LIMIT",
+            ApiError::Publish(err) => match err {
+                P::NotConfigured => "DAPR_PUBSUB_NOT_CONFIGURED",
+                P::PubsubEmpty => "DAPR_PUBSUB_NAME_EMPTY",
+                P::PubsubNotFound(_) => "DAPR_PUBSUB_NOT_FOUND",
+                P::TopicEmpty { .. } => "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
+                P::BadMetadata { .. } => "DAPR_PUBSUB_METADATA_DESERIALIZATION",
+                P::CloudEvent { .. } => "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
+                P::Forbidden { .. } => "DAPR_PUBSUB_FORBIDDEN",
+                P::Broker { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
+                P::BadBulkEvents(_) => "DAPR_PUBSUB_EVENTS_SER",
+                P::OutboxFull { .. } => "DAPR_PUBSUB_OUTBOX_FULL",
+                P::Busy { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
+            },
+            ApiError::BodyTooLarge { .. } => "DAPR_BODY_TOO_LARGE",
+            ApiError::Unauthorized => "DAPR_API_TOKEN_INVALID",
+            ApiError::HealthNotReady(_) => "DAPR_HEALTH_NOT_READY",
+            ApiError::OutboundNotReady(_) => "DAPR_HEALTH_OUTBOUND_NOT_READY",
+            ApiError::AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
+            ApiError::MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
+            ApiError::RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
+            ApiError::MetadataLimit(_) => "DAPR_METADATA_LIMIT",
         }
     }
 
     /// daprd's gRPC status code (numeric `tonic::Code`).
     pub fn grpc_code(&self) -> i32 {
-        use ApiError::*;
+        use PublishError as P;
         match self {
-            PubsubNotConfigured => grpc::FAILED_PRECONDITION,
-            PubsubEmpty
-            | PubsubNotFound(_)
-            | TopicEmpty { .. }
-            | BadMetadata { .. }
-            | CloudEvent { .. }
-            | BadBulkEvents(_)
-            | MalformedRequest(_)
-            | AppIdMismatch => grpc::INVALID_ARGUMENT,
-            Forbidden { .. } => grpc::PERMISSION_DENIED,
-            Publish { .. } => grpc::INTERNAL,
-            BodyTooLarge { .. } | OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
-            PublishBusy { .. } => grpc::UNAVAILABLE,
-            Unauthorized => grpc::UNAUTHENTICATED,
-            HealthNotReady(_) | OutboundNotReady(_) => grpc::UNAVAILABLE,
-            RouteNotFound { .. } => grpc::NOT_FOUND,
-            MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
-            MalformedUrl(_) => grpc::INVALID_ARGUMENT,
-            MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
+            ApiError::Publish(err) => match err {
+                P::NotConfigured => grpc::FAILED_PRECONDITION,
+                P::PubsubEmpty
+                | P::PubsubNotFound(_)
+                | P::TopicEmpty { .. }
+                | P::BadMetadata { .. }
+                | P::CloudEvent { .. }
+                | P::BadBulkEvents(_) => grpc::INVALID_ARGUMENT,
+                P::Forbidden { .. } => grpc::PERMISSION_DENIED,
+                P::Broker { .. } => grpc::INTERNAL,
+                P::OutboxFull { .. } => grpc::RESOURCE_EXHAUSTED,
+                P::Busy { .. } => grpc::UNAVAILABLE,
+            },
+            ApiError::MalformedRequest(_) | ApiError::AppIdMismatch => grpc::INVALID_ARGUMENT,
+            ApiError::BodyTooLarge { .. } => grpc::RESOURCE_EXHAUSTED,
+            ApiError::Unauthorized => grpc::UNAUTHENTICATED,
+            ApiError::HealthNotReady(_) | ApiError::OutboundNotReady(_) => grpc::UNAVAILABLE,
+            ApiError::RouteNotFound { .. } => grpc::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
+            ApiError::MalformedUrl(_) => grpc::INVALID_ARGUMENT,
+            ApiError::MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
         }
     }
 
     /// The pub/sub component and topic the error is about, when it is about
     /// one (ResourceInfo and ErrorInfo metadata come from these).
     fn resource(&self) -> Option<(&str, Option<&str>)> {
-        use ApiError::*;
-        match self {
-            TopicEmpty { pubsub } => Some((pubsub, None)),
-            BadMetadata { pubsub, topic, .. }
-            | CloudEvent { pubsub, topic, .. }
-            | Forbidden { pubsub, topic, .. }
-            | Publish { pubsub, topic, .. }
-            | OutboxFull { pubsub, topic, .. }
-            | PublishBusy { pubsub, topic, .. } => Some((pubsub, Some(topic))),
+        use PublishError as P;
+        let ApiError::Publish(err) = self else {
+            return None;
+        };
+        match err {
+            P::TopicEmpty { pubsub } => Some((pubsub, None)),
+            P::BadMetadata { pubsub, topic, .. }
+            | P::CloudEvent { pubsub, topic, .. }
+            | P::Forbidden { pubsub, topic, .. }
+            | P::Broker { pubsub, topic, .. }
+            | P::OutboxFull { pubsub, topic, .. }
+            | P::Busy { pubsub, topic, .. } => Some((pubsub, Some(topic))),
             _ => None,
         }
     }
@@ -315,21 +243,24 @@ impl ApiError {
         if let Some((_, Some(topic))) = self.resource() {
             md.insert("topic".into(), topic.to_string());
         }
+        use PublishError as P;
         match self {
-            ApiError::PubsubNotFound(name) => {
+            ApiError::Publish(P::PubsubNotFound(name)) => {
                 md.insert("pubsub".into(), name.clone());
             }
-            ApiError::Publish { error, .. }
-            | ApiError::CloudEvent { error, .. }
-            | ApiError::OutboxFull { error, .. }
-            | ApiError::PublishBusy { error, .. } => {
+            ApiError::Publish(
+                P::Broker { error, .. }
+                | P::CloudEvent { error, .. }
+                | P::OutboxFull { error, .. }
+                | P::Busy { error, .. },
+            ) => {
                 md.insert("error".into(), error.clone());
             }
-            ApiError::BadMetadata { key, value, .. } => {
+            ApiError::Publish(P::BadMetadata { key, value, .. }) => {
                 md.insert("key".into(), key.clone());
                 md.insert("value".into(), value.clone());
             }
-            ApiError::Forbidden { app_id, .. } => {
+            ApiError::Publish(P::Forbidden { app_id, .. }) => {
                 md.insert("appID".into(), app_id.clone());
             }
             ApiError::BodyTooLarge { limit } => {
@@ -404,12 +335,14 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = self.error_code(), error = %self, "API request refused.");
         }
         let retry_after = match &self {
-            ApiError::OutboxFull {
-                retry_after_secs, ..
-            }
-            | ApiError::PublishBusy {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            ApiError::Publish(
+                PublishError::OutboxFull {
+                    retry_after_secs, ..
+                }
+                | PublishError::Busy {
+                    retry_after_secs, ..
+                },
+            ) => Some(*retry_after_secs),
             _ => None,
         };
         let mut resp = (self.http_status(), axum::Json(self.body())).into_response();
@@ -427,12 +360,12 @@ mod tests {
 
     #[test]
     fn outbox_full_is_503_with_retry_after() {
-        let err = ApiError::OutboxFull {
+        let err = ApiError::from(PublishError::OutboxFull {
             pubsub: "ps".into(),
             topic: "orders".into(),
             error: "outbox full".into(),
             retry_after_secs: 5,
-        };
+        });
         assert_eq!(err.grpc_code(), grpc::RESOURCE_EXHAUSTED);
         assert_eq!(err.error_code(), "ERR_PUBSUB_OUTBOX_FULL");
         let resp = err.into_response();
@@ -447,11 +380,11 @@ mod tests {
 
     #[test]
     fn publish_error_carries_error_info_and_resource_info() {
-        let err = ApiError::Publish {
+        let err = ApiError::from(PublishError::Broker {
             pubsub: "ps".into(),
             topic: "orders".into(),
             error: "boom".into(),
-        };
+        });
         assert_eq!(err.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.grpc_code(), 13);
         let body = err.body();
@@ -470,8 +403,8 @@ mod tests {
     #[test]
     fn not_found_and_not_configured_have_no_resource_info() {
         for err in [
-            ApiError::PubsubNotFound("x".into()),
-            ApiError::PubsubNotConfigured,
+            ApiError::from(PublishError::PubsubNotFound("x".into())),
+            ApiError::from(PublishError::NotConfigured),
         ] {
             let details = err.body()["details"].as_array().cloned().unwrap();
             assert_eq!(details.len(), 1, "{err}");
@@ -480,8 +413,11 @@ mod tests {
                 "type.googleapis.com/google.rpc.ErrorInfo"
             );
         }
-        assert_eq!(ApiError::PubsubNotConfigured.grpc_code(), 9);
-        assert_eq!(ApiError::PubsubNotFound("x".into()).grpc_code(), 3);
+        assert_eq!(ApiError::from(PublishError::NotConfigured).grpc_code(), 9);
+        assert_eq!(
+            ApiError::from(PublishError::PubsubNotFound("x".into())).grpc_code(),
+            3
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod factory;
 pub mod in_memory;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -34,8 +35,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-
-pub use registry::Registry;
 
 pub use crate::config::metadata::Metadata;
 
@@ -185,17 +184,6 @@ pub enum BrokerError {
         /// Seconds a caller should wait before retrying.
         retry_after_secs: u64,
     },
-    /// The publish outbox in front of the component is full: the broker is
-    /// away and the local buffer holds `outboxMaxBytes` already.
-    #[error("publish outbox is full ({used} of {limit} bytes); retry after {retry_after_secs}s")]
-    OutboxFull {
-        /// Bytes buffered now.
-        used: u64,
-        /// The configured bound.
-        limit: u64,
-        /// Seconds a caller should wait before retrying.
-        retry_after_secs: u64,
-    },
 }
 
 impl BrokerError {
@@ -203,26 +191,6 @@ impl BrokerError {
     pub fn is_retriable(&self) -> bool {
         matches!(self, BrokerError::Unavailable(_))
     }
-}
-
-/// What a successful publish did, beyond "the event is safe".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PublishReceipt {
-    /// True when the event sits in the durable local outbox (fsynced) and a
-    /// forwarder will hand it to the broker later, rather than the broker
-    /// having confirmed it already.
-    pub buffered: bool,
-}
-
-/// How much a component's publish outbox holds (for readiness and metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutboxDepth {
-    /// Buffered events the broker has not confirmed yet.
-    pub events: u64,
-    /// Their size in bytes (as stored).
-    pub bytes: u64,
-    /// The `outboxMaxBytes` bound.
-    pub max_bytes: u64,
 }
 
 /// A pub/sub broker component. Implementations live in one folder each.
@@ -234,16 +202,6 @@ pub trait PubSub: Send + Sync + 'static {
     /// Publishes one event. Returns only once the broker has it (acks=all,
     /// publisher confirm, fsync…).
     async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError>;
-
-    /// Publishes one event and reports how it was made safe. Components
-    /// never buffer, so the default says "not buffered"; the publish outbox
-    /// wrapper overrides it. The runtime's publish path calls this one.
-    async fn publish_with_receipt(
-        &self,
-        req: PublishRequest,
-    ) -> Result<PublishReceipt, BrokerError> {
-        self.publish(req).await.map(|()| PublishReceipt::default())
-    }
 
     /// Publishes several events; the result has one entry per request, in
     /// order. The default publishes them concurrently one by one.
@@ -259,12 +217,6 @@ pub trait PubSub: Send + Sync + 'static {
         req: SubscribeRequest,
         handler: Arc<dyn Handler>,
     ) -> Result<Subscription, BrokerError>;
-
-    /// The publish outbox's depth when this component has one in front of
-    /// it; components themselves have none.
-    fn outbox_depth(&self) -> Option<OutboxDepth> {
-        None
-    }
 
     /// Checks the broker is reachable (readiness).
     async fn ping(&self) -> Result<(), BrokerError>;

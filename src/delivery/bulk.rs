@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::dead_letter::Reason;
-use super::dispatcher::{Counters, SubContext};
-use super::{prepare, AppResult, BulkAppEntry, BulkAppRequest};
+use super::channel::{AppResult, BulkAppEntry, BulkAppRequest};
+use super::context::{Counters, SubContext};
+use super::dead_letter::{self, Reason};
+use super::prepare;
 use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 /// One accepted event waiting for its batch.
@@ -109,7 +110,7 @@ async fn deliver_batch(ctx: &SubContext, batch: Vec<Item>) {
                 }
             }
             Err(rejection) => {
-                let outcome = ctx.reject(&item.msg, rejection).await;
+                let outcome = prepare::reject(ctx, &item.msg, rejection).await;
                 let _ = item.ack.send(outcome);
             }
         }
@@ -152,21 +153,27 @@ async fn deliver_path(ctx: &SubContext, path: String, mut pending: Vec<(BulkAppE
                     let _ = item.ack.send(Outcome::Success);
                 }
                 AppResult::Drop(reason) => {
-                    let o = ctx
-                        .give_up(&item.msg, Reason::Dropped, attempt, &reason, Outcome::Drop)
-                        .await;
+                    let o = dead_letter::give_up(
+                        ctx,
+                        &item.msg,
+                        Reason::Dropped,
+                        attempt,
+                        &reason,
+                        Outcome::Drop,
+                    )
+                    .await;
                     let _ = item.ack.send(o);
                 }
                 AppResult::Retry(reason) if !policy.allows(retry) => {
-                    let o = ctx
-                        .give_up(
-                            &item.msg,
-                            Reason::RetriesExhausted,
-                            attempt,
-                            &reason,
-                            Outcome::Retry,
-                        )
-                        .await;
+                    let o = dead_letter::give_up(
+                        ctx,
+                        &item.msg,
+                        Reason::RetriesExhausted,
+                        attempt,
+                        &reason,
+                        Outcome::Retry,
+                    )
+                    .await;
                     let _ = item.ack.send(o);
                 }
                 AppResult::Retry(_) => still.push((entry, item)),

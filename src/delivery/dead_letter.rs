@@ -4,7 +4,14 @@
 //! of the dead-letter topic sees exactly what the app would have seen, plus
 //! headers that say why it ended there.
 
-use crate::broker::{PublishRequest, ReceivedMessage};
+use std::time::Duration;
+
+use super::context::{Counters, SubContext};
+use crate::broker::{BrokerError, Outcome, PublishRequest, ReceivedMessage};
+
+/// Longest a dead-letter publish may take before the event goes back to the
+/// broker instead (daprd uses the same 30 s bound).
+const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an event was dead-lettered (`deadLetterReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,54 @@ pub fn letter(
         content_type: content_type.to_string(),
         metadata,
         key: msg.key.clone(),
+    }
+}
+
+/// Settles an event that will not (or no longer) be retried: dead-letter it
+/// when the subscription of `ctx` has a topic for that, else `fallback`.
+pub(crate) async fn give_up(
+    ctx: &SubContext,
+    msg: &ReceivedMessage,
+    reason: Reason,
+    attempts: u32,
+    error: &str,
+    fallback: Outcome,
+) -> Outcome {
+    let Some(dlq) = ctx.spec.dead_letter_topic.as_deref() else {
+        let counter = match fallback {
+            Outcome::Retry => &ctx.counters.handed_back,
+            _ => &ctx.counters.dropped,
+        };
+        Counters::bump(counter);
+        return fallback;
+    };
+    let content_type = if ctx.opts.raw_payload {
+        "application/octet-stream"
+    } else {
+        "application/cloudevents+json"
+    };
+    let letter = letter(msg, dlq, content_type, reason, attempts, error);
+    let published =
+        tokio::time::timeout(DEAD_LETTER_TIMEOUT, ctx.source.publish_dead_letter(letter))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::Unavailable("dead-letter publish timed out".into()).into())
+            });
+    match published {
+        Ok(()) => {
+            Counters::bump(&ctx.counters.dead_lettered);
+            tracing::warn!(pubsub = %ctx.spec.pubsub_name, topic = %ctx.spec.topic,
+                dead_letter_topic = dlq, reason = reason.as_str(), attempts, error,
+                "Event sent to the dead-letter topic.");
+            Outcome::Drop
+        }
+        Err(err) => {
+            Counters::bump(&ctx.counters.handed_back);
+            tracing::error!(pubsub = %ctx.spec.pubsub_name, topic = %ctx.spec.topic,
+                dead_letter_topic = dlq, error = %err,
+                "Dead-letter publish failed; the broker will redeliver the event.");
+            Outcome::Retry
+        }
     }
 }
 

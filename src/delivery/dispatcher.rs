@@ -1,147 +1,17 @@
 //! Single-event delivery for one subscription: the [`Handler`] a component
 //! calls, with the in-flight bound, ordering lanes, retries and dead letters.
 
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::{oneshot, Semaphore};
 
+use super::channel::{AppEvent, AppResult};
+use super::context::{Counters, SubContext};
 use super::dead_letter::{self, Reason};
 use super::lanes::{Lanes, Ordering};
-use super::options::SubscriptionOptions;
-use super::prepare::{self, Rejection};
-use super::{AppChannel, AppEvent, AppResult};
-use crate::broker::{Ack, BrokerError, Handler, Outcome, ReceivedMessage};
-use crate::config::model::SubscriptionSpec;
-use crate::routing::Router;
-use crate::runtime::ComponentHandle;
-
-/// Longest a dead-letter publish may take before the event goes back to the
-/// broker instead (daprd uses the same 30 s bound).
-const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Counters of one subscription (also the "counted" of every drop).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Events the app processed.
-    pub delivered: AtomicU64,
-    /// Retries scheduled after a RETRY answer.
-    pub retries: AtomicU64,
-    /// Events acked without processing (DROP, 404, expired, undecodable…)
-    /// and without a dead-letter topic.
-    pub dropped: AtomicU64,
-    /// Events published to the dead-letter topic.
-    pub dead_lettered: AtomicU64,
-    /// Events handed back to the broker for later redelivery.
-    pub handed_back: AtomicU64,
-}
-
-impl Counters {
-    /// Adds one to `counter`.
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, AtomicOrdering::Relaxed);
-    }
-}
-
-/// Everything one subscription's delivery needs, shared by its tasks.
-pub(crate) struct SubContext {
-    /// The subscription.
-    pub spec: SubscriptionSpec,
-    /// Its parsed delivery options.
-    pub opts: SubscriptionOptions,
-    /// The component it consumes from (and dead-letters to).
-    pub component: Arc<ComponentHandle>,
-    /// Its routing rules, compiled.
-    pub router: Router,
-    /// The way to the app.
-    pub channel: Arc<dyn AppChannel>,
-    /// `--app-max-concurrency`; `None` = unlimited.
-    pub app_limit: Option<Arc<Semaphore>>,
-    /// Graceful stop: no new work, no more retries.
-    pub stop: CancellationToken,
-    /// Grace period over: abandon calls still at the app.
-    pub abort: CancellationToken,
-    /// Every delivery task, so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// This subscription's counters.
-    pub counters: Arc<Counters>,
-}
-
-impl SubContext {
-    /// Takes an app-concurrency permit (if limited) for one call to the app.
-    pub async fn app_permit(&self) -> Option<OwnedSemaphorePermit> {
-        match &self.app_limit {
-            // The semaphore is never closed, so acquire cannot fail.
-            Some(sem) => sem.clone().acquire_owned().await.ok(),
-            None => None,
-        }
-    }
-
-    /// Settles an event that will not (or no longer) be retried: dead-letter
-    /// it when the subscription has a topic for that, else `fallback`.
-    pub async fn give_up(
-        &self,
-        msg: &ReceivedMessage,
-        reason: Reason,
-        attempts: u32,
-        error: &str,
-        fallback: Outcome,
-    ) -> Outcome {
-        let Some(dlq) = self.spec.dead_letter_topic.as_deref() else {
-            let counter = match fallback {
-                Outcome::Retry => &self.counters.handed_back,
-                _ => &self.counters.dropped,
-            };
-            Counters::bump(counter);
-            return fallback;
-        };
-        let content_type = if self.opts.raw_payload {
-            "application/octet-stream"
-        } else {
-            "application/cloudevents+json"
-        };
-        let letter = dead_letter::letter(msg, dlq, content_type, reason, attempts, error);
-        let published =
-            tokio::time::timeout(DEAD_LETTER_TIMEOUT, self.component.pubsub.publish(letter))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BrokerError::Unavailable(
-                        "dead-letter publish timed out".into(),
-                    ))
-                });
-        match published {
-            Ok(()) => {
-                Counters::bump(&self.counters.dead_lettered);
-                tracing::warn!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
-                    dead_letter_topic = dlq, reason = reason.as_str(), attempts, error,
-                    "Event sent to the dead-letter topic.");
-                Outcome::Drop
-            }
-            Err(err) => {
-                Counters::bump(&self.counters.handed_back);
-                tracing::error!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
-                    dead_letter_topic = dlq, error = %err,
-                    "Dead-letter publish failed; the broker will redeliver the event.");
-                Outcome::Retry
-            }
-        }
-    }
-
-    /// Settles an event the delivery layer refused before reaching the app.
-    pub async fn reject(&self, msg: &ReceivedMessage, rejection: Rejection) -> Outcome {
-        let (reason, error) = rejection.reason_and_error();
-        if self.spec.dead_letter_topic.is_none() {
-            tracing::error!(pubsub = %self.spec.pubsub_name, topic = %self.spec.topic,
-                reason = reason.as_str(), error = %error,
-                "Event dropped before delivery; set a dead-letter topic to keep such events.");
-        }
-        self.give_up(msg, reason, 0, &error, Outcome::Drop).await
-    }
-}
+use super::prepare;
+use crate::broker::{Ack, Handler, Outcome, ReceivedMessage};
 
 /// The handler of one single-delivery subscription.
 pub(crate) struct Dispatcher {
@@ -206,7 +76,7 @@ impl Handler for Dispatcher {
 async fn process(ctx: &SubContext, msg: &ReceivedMessage) -> Option<Outcome> {
     match prepare::prepare(ctx, msg) {
         Ok(ev) => deliver_with_retry(ctx, msg, &ev).await,
-        Err(rejection) => Some(ctx.reject(msg, rejection).await),
+        Err(rejection) => Some(prepare::reject(ctx, msg, rejection).await),
     }
 }
 
@@ -235,8 +105,15 @@ async fn deliver_with_retry(
                 tracing::warn!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id, attempt,
                     reason = %reason, "App dropped the event.");
                 return Some(
-                    ctx.give_up(msg, Reason::Dropped, attempt, &reason, Outcome::Drop)
-                        .await,
+                    dead_letter::give_up(
+                        ctx,
+                        msg,
+                        Reason::Dropped,
+                        attempt,
+                        &reason,
+                        Outcome::Drop,
+                    )
+                    .await,
                 );
             }
             AppResult::Retry(reason) => {
@@ -244,7 +121,8 @@ async fn deliver_with_retry(
                     tracing::warn!(pubsub = %ev.pubsub_name, topic = %ev.topic, event_id,
                         attempt, reason = %reason, "Retries exhausted.");
                     return Some(
-                        ctx.give_up(
+                        dead_letter::give_up(
+                            ctx,
                             msg,
                             Reason::RetriesExhausted,
                             attempt,
@@ -275,11 +153,20 @@ mod tests {
 
     use bytes::Bytes;
 
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
     use super::*;
     use crate::broker::in_memory::InMemory;
     use crate::broker::Metadata;
-    use crate::config::model::{BulkSubscribe, ComponentSpec, RouteRule, SubscriptionKind};
-    use crate::delivery::BulkAppRequest;
+    use crate::broker::{BrokerError, PubSub, PublishRequest, SubscribeRequest, Subscription};
+    use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
+    use crate::delivery::channel::{AppChannel, BulkAppRequest};
+    use crate::delivery::options::SubscriptionOptions;
+    use crate::delivery::source::{DeadLetterError, Source};
+    use crate::routing::Router;
 
     /// Records the order of deliveries; each waits until `gate` has a permit.
     struct Recorder {
@@ -299,6 +186,26 @@ mod tests {
         }
         async fn deliver_bulk(&self, _: &BulkAppRequest) -> Vec<(String, AppResult)> {
             unreachable!("single delivery only")
+        }
+    }
+
+    /// The component of the tests: in memory, dead letters published on it.
+    struct Bus(InMemory);
+
+    #[async_trait]
+    impl Source for Bus {
+        fn name(&self) -> &str {
+            "p"
+        }
+        async fn subscribe(
+            &self,
+            req: SubscribeRequest,
+            handler: Arc<dyn Handler>,
+        ) -> Result<Subscription, BrokerError> {
+            self.0.subscribe(req, handler).await
+        }
+        async fn publish_dead_letter(&self, letter: PublishRequest) -> Result<(), DeadLetterError> {
+            Ok(self.0.publish(letter).await?)
         }
     }
 
@@ -322,22 +229,10 @@ mod tests {
             scopes: Vec::new(),
             kind: SubscriptionKind::Declarative,
         };
-        let component = ComponentSpec {
-            name: "p".into(),
-            type_name: "pubsub.in-memory".into(),
-            version: "v1".into(),
-            metadata: Metadata::new(),
-            scopes: Vec::new(),
-            source: "<test>".into(),
-        };
         let ctx = SubContext {
             opts: SubscriptionOptions::from_spec(&spec).unwrap(),
             spec,
-            component: Arc::new(ComponentHandle::new(
-                component,
-                Arc::new(InMemory::new()),
-                "app",
-            )),
+            source: Arc::new(Bus(InMemory::new())),
             router: Router::new(&rules).unwrap(),
             channel,
             app_limit: None,
@@ -362,7 +257,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the deadline below is virtual and only passes once every
+    // task is idle, so a slow machine cannot fail the test.
+    #[tokio::test(start_paused = true)]
     async fn partition_ordering_serialises_per_partition() {
         let rec = Arc::new(Recorder {
             seen: Mutex::default(),
@@ -397,7 +294,7 @@ mod tests {
         assert!(pos("a1") < pos("a2") && pos("b1") < pos("b2"), "{all:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn submit_waits_at_the_in_flight_bound_and_abandons_on_stop() {
         let rec = Arc::new(Recorder {
             seen: Mutex::default(),
@@ -406,6 +303,8 @@ mod tests {
         let d = dispatcher(&[("maxInFlight", "2"), ("ordering", "none")], rec.clone());
         let a1 = d.submit(msg("1", 0)).await;
         let a2 = d.submit(msg("2", 0)).await;
+        // With paused time the clock only moves once every task is idle, so
+        // this timeout firing proves the submit is blocked, not just slow.
         let third = tokio::time::timeout(Duration::from_millis(50), d.submit(msg("3", 0))).await;
         assert!(third.is_err(), "third submit must wait for a free slot");
         rec.gate.add_permits(1);

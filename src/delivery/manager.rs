@@ -9,14 +9,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::bulk::BulkDispatcher;
-use super::dispatcher::{Counters, Dispatcher, SubContext};
+use super::channel::AppChannel;
+use super::context::{Counters, SubContext};
+use super::dispatcher::Dispatcher;
 use super::options::SubscriptionOptions;
-use super::AppChannel;
+use super::source::Source;
 use crate::backoff::Backoff;
 use crate::broker::{Handler, SubscribeRequest, Subscription};
 use crate::config::model::SubscriptionSpec;
 use crate::routing::Router;
-use crate::runtime::{ComponentHandle, Runtime};
 
 /// Delays between attempts to subscribe after a failed first one.
 const SUBSCRIBE_BACKOFF: Backoff =
@@ -43,7 +44,6 @@ pub struct SubscriptionStats {
 
 /// Runs the delivery of every subscription of one sidecar.
 pub struct DeliveryManager {
-    runtime: Arc<Runtime>,
     channel: Arc<dyn AppChannel>,
     app_limit: Option<Arc<Semaphore>>,
     stop: CancellationToken,
@@ -54,16 +54,15 @@ pub struct DeliveryManager {
 }
 
 impl DeliveryManager {
-    /// A manager delivering through `channel`, limited by the runtime's
-    /// `--app-max-concurrency`.
-    pub fn new(runtime: Arc<Runtime>, channel: Arc<dyn AppChannel>) -> Self {
-        let limit = runtime.settings.app_max_concurrency;
-        let app_limit = (limit > 0).then(|| {
-            let permits = usize::try_from(limit).unwrap_or(Semaphore::MAX_PERMITS);
+    /// A manager delivering through `channel`, with at most
+    /// `app_max_concurrency` calls at the app at once (`--app-max-concurrency`;
+    /// zero or less = unlimited).
+    pub fn new(channel: Arc<dyn AppChannel>, app_max_concurrency: i64) -> Self {
+        let app_limit = (app_max_concurrency > 0).then(|| {
+            let permits = usize::try_from(app_max_concurrency).unwrap_or(Semaphore::MAX_PERMITS);
             Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS)))
         });
         Self {
-            runtime,
             channel,
             app_limit,
             stop: CancellationToken::new(),
@@ -74,68 +73,62 @@ impl DeliveryManager {
         }
     }
 
-    /// Subscribes each spec on its component (skipping/logging ones whose
-    /// topic the component's scopes forbid, or whose pubsub is unknown) and
-    /// records them in `runtime.subscriptions`. The first subscribe attempt
-    /// happens before this returns; failures are retried with backoff in the
-    /// background, forever, as daprd does.
-    pub async fn start(&self, subs: Vec<SubscriptionSpec>) {
-        if self.stop.is_cancelled() {
-            // A stopped manager would abandon every event at once, and the
-            // broker would hand them straight back: refuse instead.
-            tracing::error!(
-                count = subs.len(),
-                "Delivery is shut down; subscriptions not started."
-            );
-            return;
-        }
-        for spec in subs {
-            let Some((component, handler)) = self.prepare(&spec) else {
-                continue;
-            };
-            let req = SubscribeRequest {
-                topic: spec.topic.clone(),
-                group: consumer_group(&component, self.runtime.app_id()),
-                metadata: spec.metadata.clone(),
-            };
-            self.record(&spec);
-            let first = component
-                .pubsub
-                .subscribe(req.clone(), handler.clone())
-                .await;
-            match first {
-                Ok(sub) => self.running.lock().await.push(sub),
-                Err(err) => {
-                    tracing::warn!(pubsub = %spec.pubsub_name, topic = %spec.topic, error = %err,
-                        "Subscribe failed; retrying in the background.");
-                    self.tracker.spawn(subscribe_forever(
-                        component,
-                        req,
-                        handler,
-                        self.running.clone(),
-                        self.stop.clone(),
-                    ));
-                }
-            }
-        }
+    /// True once [`shutdown`](Self::shutdown) began: a stopped manager would
+    /// abandon every event at once, and the broker would hand them straight
+    /// back, so nothing may be started on it any more.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
     }
 
-    fn prepare(&self, spec: &SubscriptionSpec) -> Option<(Arc<ComponentHandle>, Arc<dyn Handler>)> {
-        let (pubsub, topic) = (&spec.pubsub_name, &spec.topic);
-        let app_id = self.runtime.app_id();
-        if !spec.scopes.is_empty() && !spec.scopes.iter().any(|s| s == app_id) {
-            tracing::debug!(pubsub = %pubsub, topic = %topic, "Subscription is scoped to other apps.");
-            return None;
+    /// Starts delivering `spec` from `source` as consumer group `group`.
+    /// `false` (logged) when its options or routes are invalid, or the
+    /// manager is stopped. The first subscribe attempt happens before this
+    /// returns; failures are retried with backoff in the background,
+    /// forever, as daprd does.
+    pub async fn start(
+        &self,
+        spec: &SubscriptionSpec,
+        source: Arc<dyn Source>,
+        group: String,
+    ) -> bool {
+        if self.is_stopped() {
+            tracing::error!(pubsub = %spec.pubsub_name, topic = %spec.topic,
+                "Delivery is shut down; subscription not started.");
+            return false;
         }
-        let Some(component) = self.runtime.component(pubsub).cloned() else {
-            tracing::error!(pubsub = %pubsub, topic = %topic, "Subscription names an unknown pubsub; skipped.");
-            return None;
+        let Some(handler) = self.handler(spec, source.clone()) else {
+            return false;
         };
-        if !component.scopes.may_subscribe(topic) {
-            tracing::warn!(pubsub = %pubsub, topic = %topic, app_id,
-                "Topic scopes forbid this subscription; skipped.");
-            return None;
+        let req = SubscribeRequest {
+            topic: spec.topic.clone(),
+            group,
+            metadata: spec.metadata.clone(),
+        };
+        match source.subscribe(req.clone(), handler.clone()).await {
+            Ok(sub) => self.running.lock().await.push(sub),
+            Err(err) => {
+                tracing::warn!(pubsub = %spec.pubsub_name, topic = %spec.topic, error = %err,
+                    "Subscribe failed; retrying in the background.");
+                self.tracker.spawn(subscribe_forever(
+                    source,
+                    req,
+                    handler,
+                    self.running.clone(),
+                    self.stop.clone(),
+                ));
+            }
         }
+        true
+    }
+
+    /// The dispatcher of `spec`, or `None` (logged) when its options or
+    /// routes are invalid.
+    fn handler(
+        &self,
+        spec: &SubscriptionSpec,
+        source: Arc<dyn Source>,
+    ) -> Option<Arc<dyn Handler>> {
+        let (pubsub, topic) = (&spec.pubsub_name, &spec.topic);
         let opts = match SubscriptionOptions::from_spec(spec) {
             Ok(o) => o,
             Err(err) => {
@@ -159,7 +152,7 @@ impl DeliveryManager {
         let ctx = Arc::new(SubContext {
             spec: spec.clone(),
             opts,
-            component: component.clone(),
+            source,
             router,
             channel: self.channel.clone(),
             app_limit: self.app_limit.clone(),
@@ -173,16 +166,7 @@ impl DeliveryManager {
         } else {
             Arc::new(Dispatcher::new(ctx))
         };
-        Some((component, handler))
-    }
-
-    fn record(&self, spec: &SubscriptionSpec) {
-        let mut subs = self
-            .runtime
-            .subscriptions
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        subs.push(spec.clone());
+        Some(handler)
     }
 
     /// Counters of every started subscription.
@@ -230,19 +214,8 @@ impl DeliveryManager {
     }
 }
 
-/// The consumer group: component `consumerGroup`, else `consumerID`, else the
-/// app id (so replicas of one app compete and different apps each get a copy).
-fn consumer_group(component: &ComponentHandle, app_id: &str) -> String {
-    component
-        .metadata("consumerGroup")
-        .or_else(|| component.metadata("consumerID"))
-        .filter(|g| !g.is_empty())
-        .unwrap_or(app_id)
-        .to_string()
-}
-
 async fn subscribe_forever(
-    component: Arc<ComponentHandle>,
+    source: Arc<dyn Source>,
     req: SubscribeRequest,
     handler: Arc<dyn Handler>,
     running: Arc<Mutex<Vec<Subscription>>>,
@@ -255,11 +228,7 @@ async fn subscribe_forever(
             _ = delays.wait() => {}
         }
         let retry = delays.retries();
-        match component
-            .pubsub
-            .subscribe(req.clone(), handler.clone())
-            .await
-        {
+        match source.subscribe(req.clone(), handler.clone()).await {
             Ok(sub) => {
                 let mut running = running.lock().await;
                 if stop.is_cancelled() {
@@ -267,12 +236,12 @@ async fn subscribe_forever(
                     sub.stop().await;
                 } else {
                     running.push(sub);
-                    tracing::info!(pubsub = %component.spec.name, topic = %req.topic, attempts = retry + 1,
+                    tracing::info!(pubsub = %source.name(), topic = %req.topic, attempts = retry + 1,
                         "Subscribed after retrying.");
                 }
                 return;
             }
-            Err(err) => tracing::warn!(pubsub = %component.spec.name, topic = %req.topic,
+            Err(err) => tracing::warn!(pubsub = %source.name(), topic = %req.topic,
                 error = %err, attempt = retry + 1, "Subscribe failed; retrying."),
         }
     }

@@ -1,10 +1,10 @@
 //! From broker bytes to an [`AppEvent`]: decode the CloudEvent (or wrap a raw
-//! payload), check expiry, pick the route.
+//! payload), check expiry, pick the route; and settle what was refused.
 
-use super::dead_letter::Reason;
-use super::dispatcher::SubContext;
-use super::AppEvent;
-use crate::broker::ReceivedMessage;
+use super::channel::AppEvent;
+use super::context::SubContext;
+use super::dead_letter::{self, Reason};
+use crate::broker::{Outcome, ReceivedMessage};
 use crate::envelope;
 
 /// Why an event never reaches the app.
@@ -57,6 +57,21 @@ pub(crate) fn prepare(ctx: &SubContext, msg: &ReceivedMessage) -> Result<AppEven
         event,
         metadata: msg.metadata.clone(),
     })
+}
+
+/// Settles an event the delivery layer refused before reaching the app.
+pub(crate) async fn reject(
+    ctx: &SubContext,
+    msg: &ReceivedMessage,
+    rejection: Rejection,
+) -> Outcome {
+    let (reason, error) = rejection.reason_and_error();
+    if ctx.spec.dead_letter_topic.is_none() {
+        tracing::error!(pubsub = %ctx.spec.pubsub_name, topic = %ctx.spec.topic,
+            reason = reason.as_str(), error = %error,
+            "Event dropped before delivery; set a dead-letter topic to keep such events.");
+    }
+    dead_letter::give_up(ctx, msg, reason, 0, &error, Outcome::Drop).await
 }
 
 /// The CloudEvent id, for logs.

@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::metadata::PublishMetadata;
-use super::trace::TraceParent;
-use super::{
+use super::model::{
     is_base64_content_type, is_cloudevent_content_type, is_json_content_type, Envelope,
     EnvelopeError, PublishInput, CLOUDEVENTS_JSON, DEFAULT_DATA_CONTENT_TYPE, DEFAULT_SOURCE,
     DEFAULT_TYPE, SPEC_VERSION,
 };
+use super::trace::TraceParent;
 
 /// One attribute value: text we produce, or JSON kept byte for byte.
 #[derive(Debug, Serialize)]

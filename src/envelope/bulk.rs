@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 
-use super::{
+use super::model::{
     is_binary_content_type, is_cloudevent_content_type, is_json_content_type,
     is_string_content_type, EnvelopeError,
 };

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DEFAULT_SOURCE, DEFAULT_TYPE, SPEC_VERSION};
+use super::model::{DEFAULT_SOURCE, DEFAULT_TYPE, SPEC_VERSION};
 use crate::broker::Metadata;
 
 /// A decoded CloudEvent: the top-level JSON object (sorted keys).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::EnvelopeError;
+use super::model::EnvelopeError;
 use crate::broker::Metadata;
 
 /// `metadata.rawPayload`: send the body untouched.

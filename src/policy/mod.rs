@@ -1,4 +1,4 @@
-//! The outbound policy stack: wrappers applied around a component's publish
+//! The outbound policy stack: what a component's publish goes through
 //! before the broker sees it. Today that is the durable outbox
 //! (`docs/outbox.md`).
 

@@ -1,133 +1,20 @@
-//! The running sidecar's shared state: the components by name, the active
-//! subscriptions, readiness, and the shutdown signals. The API edges and the
-//! delivery layer read it; `main` builds it.
+//! The running sidecar: its shared state (`state.rs`: components by name,
+//! active subscriptions, readiness, shutdown signals), each component with
+//! its outbox (`component.rs`), the publish path the API edges call
+//! (`publish.rs`, failing with [`PublishError`]), the subscriptions it hands
+//! to the delivery layer (`subscriber.rs`), and its start-up and shutdown
+//! steps (`start.rs`). The edges read it; `crate::sidecar` builds it.
 
+mod component;
+mod error;
 pub mod publish;
 pub mod scopes;
 pub mod start;
+mod state;
+mod subscriber;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-
-use tokio_util::sync::CancellationToken;
-
-use crate::broker::PubSub;
-use crate::config::model::{ComponentSpec, SubscriptionSpec};
-use crate::config::Settings;
+pub use component::{ComponentError, ComponentHandle, PublishReceipt};
+pub use error::PublishError;
 pub use scopes::TopicScopes;
-
-/// One loaded pub/sub component.
-pub struct ComponentHandle {
-    /// Its resource.
-    pub spec: ComponentSpec,
-    /// The broker behind it.
-    pub pubsub: Arc<dyn PubSub>,
-    /// Topic rules for this app.
-    pub scopes: TopicScopes,
-}
-
-impl ComponentHandle {
-    /// Wraps a built component, reading its topic scopes for `app_id`.
-    pub fn new(spec: ComponentSpec, pubsub: Arc<dyn PubSub>, app_id: &str) -> Self {
-        let scopes = TopicScopes::from_metadata(&spec.metadata, app_id);
-        Self {
-            spec,
-            pubsub,
-            scopes,
-        }
-    }
-
-    /// The metadata value of `key` (case-insensitive, as daprd matches).
-    pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.spec
-            .metadata
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl std::fmt::Debug for ComponentHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComponentHandle")
-            .field("name", &self.spec.name)
-            .field("type", &self.spec.type_name)
-            .finish()
-    }
-}
-
-/// Readiness latches: outbound (components built) and app (channel up and
-/// subscriptions started).
-#[derive(Debug, Default)]
-pub struct Readiness {
-    outbound: AtomicBool,
-    app: AtomicBool,
-}
-
-impl Readiness {
-    /// Components are initialized: publishing works.
-    pub fn set_outbound(&self, ready: bool) {
-        self.outbound.store(ready, Ordering::Release);
-    }
-    /// The app channel is up and subscriptions are running.
-    pub fn set_app(&self, ready: bool) {
-        self.app.store(ready, Ordering::Release);
-    }
-    /// Can the sidecar publish?
-    pub fn outbound(&self) -> bool {
-        self.outbound.load(Ordering::Acquire)
-    }
-    /// Is the sidecar fully initialized?
-    pub fn app(&self) -> bool {
-        self.app.load(Ordering::Acquire)
-    }
-}
-
-/// The sidecar's state, shared by every edge and the delivery layer.
-#[derive(Debug)]
-pub struct Runtime {
-    /// Flags it runs with.
-    pub settings: Settings,
-    /// Components by name.
-    pub components: BTreeMap<String, Arc<ComponentHandle>>,
-    /// Active subscriptions of every kind (reported by the metadata API).
-    pub subscriptions: RwLock<Vec<SubscriptionSpec>>,
-    /// Attributes set through `PUT /v1.0/metadata/{key}`.
-    pub extended_metadata: RwLock<BTreeMap<String, String>>,
-    /// Readiness latches.
-    pub readiness: Readiness,
-    /// Cancelled to start a graceful shutdown.
-    pub shutdown: CancellationToken,
-    /// Cancelled to exit at once with status 1 (`dapr-force-shutdown`).
-    pub force_shutdown: CancellationToken,
-}
-
-impl Runtime {
-    /// State for `settings` with `components` loaded.
-    pub fn new(settings: Settings, components: Vec<ComponentHandle>) -> Self {
-        let components = components
-            .into_iter()
-            .map(|c| (c.spec.name.clone(), Arc::new(c)))
-            .collect();
-        Self {
-            settings,
-            components,
-            subscriptions: RwLock::new(Vec::new()),
-            extended_metadata: RwLock::new(BTreeMap::new()),
-            readiness: Readiness::default(),
-            shutdown: CancellationToken::new(),
-            force_shutdown: CancellationToken::new(),
-        }
-    }
-
-    /// The app id.
-    pub fn app_id(&self) -> &str {
-        &self.settings.app_id
-    }
-
-    /// A component by name.
-    pub fn component(&self, name: &str) -> Option<&Arc<ComponentHandle>> {
-        self.components.get(name)
-    }
-}
+pub use state::{Readiness, Runtime};
+pub use subscriber::Subscriber;

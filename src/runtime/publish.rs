@@ -1,15 +1,17 @@
 //! The publish path shared by the HTTP and gRPC edges: daprd's request
 //! checks in daprd's order, the envelope, and the component call. Nothing
-//! here knows about a transport; failures are [`ApiError`]s the edges render.
+//! here knows about a transport; failures are [`PublishError`]s the edges
+//! render.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ComponentHandle, Runtime};
-use crate::api::error::ApiError;
-use crate::broker::{BrokerError, Feature, Metadata, PubSub, PublishReceipt, PublishRequest};
+use super::component::{ComponentError, ComponentHandle, PublishReceipt};
+use super::error::PublishError;
+use super::state::Runtime;
+use crate::broker::{BrokerError, Feature, Metadata, PublishRequest};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
 /// Most entries handed to a component without native bulk publish at once
@@ -70,23 +72,27 @@ struct Target<'r> {
 impl Runtime {
     /// daprd's request checks, in daprd's order: any component at all, a
     /// pubsub name, a known pubsub, a topic, then the topic scopes.
-    fn check_target<'r>(&'r self, pubsub: &'r str, topic: &'r str) -> Result<Target<'r>, ApiError> {
+    fn check_target<'r>(
+        &'r self,
+        pubsub: &'r str,
+        topic: &'r str,
+    ) -> Result<Target<'r>, PublishError> {
         if self.components.is_empty() {
-            return Err(ApiError::PubsubNotConfigured);
+            return Err(PublishError::NotConfigured);
         }
         if pubsub.is_empty() {
-            return Err(ApiError::PubsubEmpty);
+            return Err(PublishError::PubsubEmpty);
         }
         let handle = self
             .component(pubsub)
-            .ok_or_else(|| ApiError::PubsubNotFound(pubsub.to_string()))?;
+            .ok_or_else(|| PublishError::PubsubNotFound(pubsub.to_string()))?;
         if topic.is_empty() {
-            return Err(ApiError::TopicEmpty {
+            return Err(PublishError::TopicEmpty {
                 pubsub: pubsub.to_string(),
             });
         }
         if !handle.scopes.may_publish(topic) {
-            return Err(ApiError::Forbidden {
+            return Err(PublishError::Forbidden {
                 pubsub: pubsub.to_string(),
                 topic: topic.to_string(),
                 app_id: self.app_id().to_string(),
@@ -108,7 +114,7 @@ impl Runtime {
         metadata: Metadata,
         traceparent: Option<&str>,
         tracestate: Option<&str>,
-    ) -> Result<PublishRequest, ApiError> {
+    ) -> Result<PublishRequest, PublishError> {
         let input = PublishInput {
             app_id: self.app_id(),
             pubsub_name: target.pubsub,
@@ -137,13 +143,13 @@ impl Runtime {
 
     /// Runs the request checks alone, so an edge can refuse a request
     /// before reading its body, as daprd does for bulk publish.
-    pub fn check_publish(&self, pubsub_name: &str, topic: &str) -> Result<(), ApiError> {
+    pub fn check_publish(&self, pubsub_name: &str, topic: &str) -> Result<(), PublishError> {
         self.check_target(pubsub_name, topic).map(|_| ())
     }
 
     /// Checks, wraps and publishes one event; returns once the broker has it
     /// or the component's outbox holds it durably (`buffered`).
-    pub async fn publish(&self, call: PublishCall<'_>) -> Result<PublishReceipt, ApiError> {
+    pub async fn publish(&self, call: PublishCall<'_>) -> Result<PublishReceipt, PublishError> {
         let target = self.check_target(call.pubsub_name, call.topic)?;
         let req = self.publish_request(
             &target,
@@ -154,34 +160,33 @@ impl Runtime {
             call.tracestate,
         )?;
         let size = req.data.len();
-        let receipt = target
-            .handle
-            .pubsub
-            .publish_with_receipt(req)
-            .await
-            .map_err(|err| {
+        let receipt = target.handle.publish(req).await.map_err(|err| {
                 tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
+                let (pubsub, topic) = (target.pubsub.to_string(), target.topic.to_string());
                 match err {
-                    BrokerError::OutboxFull {
-                        retry_after_secs, ..
-                    } => ApiError::OutboxFull {
-                        pubsub: target.pubsub.to_string(),
-                        topic: target.topic.to_string(),
-                        error: err.to_string(),
+                    ComponentError::OutboxFull {
+                        reason,
+                        retry_after_secs,
+                    } => PublishError::OutboxFull {
+                        pubsub,
+                        topic,
+                        error: reason,
                         retry_after_secs,
                     },
-                    BrokerError::Full {
-                        retry_after_secs, ..
-                    } => ApiError::PublishBusy {
-                        pubsub: target.pubsub.to_string(),
-                        topic: target.topic.to_string(),
-                        error: err.to_string(),
-                        retry_after_secs,
-                    },
-                    _ => ApiError::Publish {
-                        pubsub: target.pubsub.to_string(),
-                        topic: target.topic.to_string(),
-                        error: err.to_string(),
+                    ComponentError::Broker(source) => match source {
+                        BrokerError::Full {
+                            retry_after_secs, ..
+                        } => PublishError::Busy {
+                            pubsub,
+                            topic,
+                            error: source.to_string(),
+                            retry_after_secs,
+                        },
+                        _ => PublishError::Broker {
+                            pubsub,
+                            topic,
+                            error: source.to_string(),
+                        },
                     },
                 }
             })?;
@@ -207,17 +212,17 @@ impl Runtime {
         entries: Vec<BulkEntry>,
         traceparent: Option<&str>,
         tracestate: Option<&str>,
-    ) -> Result<Vec<BulkFailure>, ApiError> {
+    ) -> Result<Vec<BulkFailure>, PublishError> {
         let target = self.check_target(pubsub_name, topic)?;
         let mut seen = HashSet::with_capacity(entries.len());
         for entry in &entries {
             if entry.entry_id.is_empty() {
-                return Err(ApiError::BadBulkEvents(
+                return Err(PublishError::BadBulkEvents(
                     "entryId is required for every entry".into(),
                 ));
             }
             if !seen.insert(entry.entry_id.as_str()) {
-                return Err(ApiError::BadBulkEvents(format!(
+                return Err(PublishError::BadBulkEvents(format!(
                     "entryId {} is duplicated",
                     entry.entry_id
                 )));
@@ -250,7 +255,7 @@ impl Runtime {
         } else {
             BULK_FANOUT
         };
-        let results = publish_in_chunks(target.handle.pubsub.as_ref(), reqs, chunk).await;
+        let results = publish_in_chunks(target.handle, reqs, chunk).await;
         let failures: Vec<BulkFailure> = ids
             .into_iter()
             .zip(results)
@@ -280,7 +285,7 @@ impl Runtime {
 /// confirmed the rest, so they count as failed: a caller must never believe
 /// an unconfirmed event was accepted.
 async fn publish_in_chunks(
-    pubsub: &dyn PubSub,
+    component: &ComponentHandle,
     reqs: Vec<PublishRequest>,
     chunk: usize,
 ) -> Vec<Result<(), String>> {
@@ -289,7 +294,7 @@ async fn publish_in_chunks(
     while reqs.peek().is_some() {
         let batch: Vec<PublishRequest> = reqs.by_ref().take(chunk).collect();
         let len = batch.len();
-        let results = pubsub.publish_bulk(batch).await;
+        let results = component.publish_bulk(batch).await;
         if results.len() != len {
             tracing::error!(
                 expected = len,
@@ -307,23 +312,23 @@ async fn publish_in_chunks(
     out
 }
 
-fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> ApiError {
+fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> PublishError {
     let pubsub = target.pubsub.to_string();
     let topic = target.topic.to_string();
     match err {
-        EnvelopeError::BadMetadata { key, value, reason } => ApiError::BadMetadata {
+        EnvelopeError::BadMetadata { key, value, reason } => PublishError::BadMetadata {
             pubsub,
             topic,
             key,
             value,
             reason,
         },
-        EnvelopeError::CloudEvent(error) => ApiError::CloudEvent {
+        EnvelopeError::CloudEvent(error) => PublishError::CloudEvent {
             pubsub,
             topic,
             error,
         },
-        EnvelopeError::BadBulkEvent(msg) => ApiError::BadBulkEvents(msg),
+        EnvelopeError::BadBulkEvent(msg) => PublishError::BadBulkEvents(msg),
     }
 }
 
@@ -334,7 +339,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::broker::{BrokerError, Handler, SubscribeRequest, Subscription};
+    use crate::broker::{BrokerError, Handler, PubSub, SubscribeRequest, Subscription};
+    use crate::config::model::ComponentSpec;
 
     /// Answers each batch with one result fewer than asked, failing
     /// requests whose data is `bad`.
@@ -387,8 +393,17 @@ mod tests {
 
     #[tokio::test]
     async fn missing_results_count_as_failures_per_chunk() {
+        let spec = ComponentSpec {
+            name: "short".into(),
+            type_name: "pubsub.short".into(),
+            version: "v1".into(),
+            metadata: Metadata::new(),
+            scopes: Vec::new(),
+            source: "<test>".into(),
+        };
+        let short = ComponentHandle::new(spec, Arc::new(ShortAnswers), "app");
         let reqs = vec![req("a"), req("bad"), req("c"), req("d"), req("e")];
-        let got = publish_in_chunks(&ShortAnswers, reqs, 2).await;
+        let got = publish_in_chunks(&short, reqs, 2).await;
         assert_eq!(got.len(), 5, "one result per request");
         assert_eq!(got[0], Ok(()));
         assert!(got[1].is_err(), "unanswered in chunk 1");
@@ -396,7 +411,7 @@ mod tests {
         assert!(got[3].is_err(), "unanswered in chunk 2");
         assert!(got[4].is_err(), "unanswered in chunk 3");
 
-        let got = publish_in_chunks(&ShortAnswers, vec![req("bad"), req("x")], 2).await;
+        let got = publish_in_chunks(&short, vec![req("bad"), req("x")], 2).await;
         assert_eq!(got[0], Err("rejected by broker: too big".to_string()));
     }
 }

@@ -1,31 +1,24 @@
-//! Start-up and shutdown, in the order that keeps sidebus's promises:
-//!
-//! 1. every resource is parsed and validated before anything else happens —
-//!    invalid configuration exits 78 having bound no port;
-//! 2. components are built, then the APIs (HTTP and gRPC) bind and answer
-//!    (outbound ready); a port already taken fails the start;
-//! 3. once the app port accepts, its subscriptions are discovered, merged with
-//!    the declarative ones and started (fully ready);
-//! 4. on SIGTERM, SIGINT or `/v1.0/shutdown`: readiness drops, deliveries stop
-//!    fetching and drain up to the grace period (the APIs stay up meanwhile so
-//!    handlers can still publish), then the APIs close and components flush.
+//! The runtime's own start-up and shutdown steps: resources loaded and
+//! validated, components built, the app's subscriptions discovered and
+//! started, delivery drained, components closed. `crate::sidecar` puts them
+//! in order around the API servers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinHandle;
 
-use super::{ComponentHandle, Runtime};
-use crate::broker::registry::{BuildContext, Registry};
+use super::component::ComponentHandle;
+use super::state::Runtime;
+use super::subscriber::Subscriber;
+use crate::broker::factory::BuildContext;
+use crate::broker::registry::Registry;
 use crate::config::flags::AppProtocol;
 use crate::config::model::Resources;
 use crate::config::resources::{default_component, load};
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{
-    discover_grpc, discover_http, merge, AppChannel, DeliveryManager, GrpcAppChannel,
-    HttpAppChannel,
+    discover_grpc, discover_http, merge, AppChannel, GrpcAppChannel, HttpAppChannel,
 };
 
 /// Exit status for invalid configuration (EX_CONFIG), shared with
@@ -72,32 +65,6 @@ pub fn check_resources(
     Ok(loaded.resources)
 }
 
-async fn bind_all(addrs: &[String], port: u16, what: &str) -> Result<Vec<TcpListener>, u8> {
-    let mut out = Vec::new();
-    for addr in addrs {
-        let host = addr.trim().trim_start_matches('[').trim_end_matches(']');
-        let sock: SocketAddr = match format!("{host}:{port}")
-            .parse()
-            .or_else(|_| format!("[{host}]:{port}").parse())
-        {
-            Ok(s) => s,
-            Err(_) => {
-                eprintln!("sidebus: listen address {addr:?} is not an IP address");
-                return Err(EXIT_CONFIG);
-            }
-        };
-        match TcpListener::bind(sock).await {
-            // The servers log their addresses once they accept.
-            Ok(l) => out.push(l),
-            Err(err) => {
-                eprintln!("sidebus: cannot listen on {sock} for the {what}: {err}");
-                return Err(EXIT_FAILURE);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Builds every component of `resources` (with its outbox), as start-up
 /// does before binding any port. `Err` carries the exit status; the reason
 /// is printed.
@@ -135,8 +102,8 @@ pub async fn build_components(
                 // docs/outbox.md); it opens its log and starts draining
                 // what a previous run left.
                 #[cfg(feature = "embedded")]
-                let pubsub = match crate::policy::outbox::wrap(outbox, pubsub).await {
-                    Ok(p) => p,
+                let outbox = match crate::policy::outbox::open(outbox, pubsub.clone()).await {
+                    Ok(o) => o,
                     Err(err) => {
                         eprintln!(
                             "sidebus: component {} outbox failed to open: {err}",
@@ -145,8 +112,11 @@ pub async fn build_components(
                         return Err(EXIT_FAILURE);
                     }
                 };
+                let handle = ComponentHandle::new(spec.clone(), pubsub, &settings.app_id);
+                #[cfg(feature = "embedded")]
+                let handle = handle.with_outbox(outbox);
                 tracing::info!(name = %spec.name, r#type = %spec.type_name, "Component ready.");
-                handles.push(ComponentHandle::new(spec.clone(), pubsub, &settings.app_id));
+                handles.push(handle);
             }
             Err(err) => {
                 eprintln!(
@@ -160,99 +130,55 @@ pub async fn build_components(
     Ok(handles)
 }
 
-async fn wait_for_signal(rt: &Runtime) -> bool {
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "Cannot watch SIGTERM.");
-                std::future::pending::<()>().await
-            }
+/// The app's delivery while the sidecar runs: its subscriber (none without
+/// an app port) and the task that discovers and starts its subscriptions.
+pub struct Delivery {
+    subscriber: Option<Arc<Subscriber>>,
+    starting: JoinHandle<()>,
+}
+
+impl Delivery {
+    /// Opens the way to the app, then, in the background, waits for the app
+    /// port, discovers its subscriptions, merges them with the declarative
+    /// ones of `resources` and starts them (the app readiness latch follows).
+    /// `Err` carries the exit status.
+    pub fn start(rt: &Arc<Runtime>, resources: Resources) -> Result<Self, u8> {
+        let channel = app_channel(&rt.settings)?;
+        let subscriber = channel.map(|c| Arc::new(Subscriber::new(rt.clone(), c)));
+        let starting = tokio::spawn(start_subscriptions(
+            rt.clone(),
+            subscriber.clone(),
+            resources,
+        ));
+        Ok(Self {
+            subscriber,
+            starting,
+        })
+    }
+
+    /// Readiness drops, discovery stops, deliveries stop fetching and drain
+    /// up to the grace period; then the outbound latch drops too.
+    pub async fn stop(self, rt: &Runtime) {
+        let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
+        rt.readiness.set_app(false);
+        // Stops discovery if it is still waiting for the app.
+        rt.shutdown.cancel();
+        self.starting.abort();
+        if let Some(s) = self.subscriber {
+            s.shutdown(grace).await;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received; shutting down."); false }
-        _ = term => { tracing::info!("SIGTERM received; shutting down."); false }
-        _ = rt.shutdown.cancelled() => { tracing::info!("Shutdown requested through the API."); false }
-        _ = rt.force_shutdown.cancelled() => true,
+        rt.readiness.set_outbound(false);
     }
 }
 
-/// Runs the sidecar until it is told to stop; returns the exit status.
-pub async fn run(settings: Settings) -> u8 {
-    let started = Instant::now();
-    let registry = Registry::builtin();
-    let resources = match load_resources(&settings, &registry) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let handles = match build_components(&resources, &registry, &settings).await {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let http = match bind_all(&settings.listen_addresses, settings.http_port, "HTTP API").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let grpc = match bind_all(&settings.listen_addresses, settings.grpc_port, "gRPC API").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let admin = match bind_all(
-        &settings.admin_listen_addresses,
-        settings.metrics_port,
-        "admin port",
-    )
-    .await
-    {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-
-    let rt = Arc::new(Runtime::new(settings, handles));
-    rt.readiness.set_outbound(true);
-    tracing::info!(app_id = %rt.app_id(), elapsed_ms = started.elapsed().as_millis() as u64, "Outbound ready.");
-
-    let api_stop = CancellationToken::new();
-    let api = tokio::spawn(crate::api::http::serve(rt.clone(), http, api_stop.clone()));
-    let grpc_api = tokio::spawn(crate::api::grpc::serve(rt.clone(), grpc, api_stop.clone()));
-    let admin_task = tokio::spawn(serve_admin(rt.clone(), admin, api_stop.clone()));
-
-    let channel = match app_channel(&rt.settings) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let manager = channel.map(|c| Arc::new(DeliveryManager::new(rt.clone(), c)));
-    let subscriber = tokio::spawn(start_subscriptions(rt.clone(), manager.clone(), resources));
-
-    let forced = wait_for_signal(&rt).await;
-    if forced {
-        tracing::warn!("Forced shutdown requested; exiting now.");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        return EXIT_FAILURE;
+/// Flushes and releases every component: the last step of a shutdown, once
+/// nothing publishes any more.
+pub async fn close_components(rt: &Runtime) {
+    for c in rt.components.values() {
+        if let Err(err) = c.close().await {
+            tracing::warn!(name = %c.spec.name, error = %err, "Component did not close cleanly.");
+        }
     }
-    let apis = Apis {
-        http: api,
-        grpc: grpc_api,
-        admin: admin_task,
-        stop: api_stop,
-    };
-    shutdown(rt, manager, subscriber, apis).await;
-    tracing::info!("Stopped.");
-    0
-}
-
-/// The API servers' tasks and their common stop signal.
-struct Apis {
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
-    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    admin: tokio::task::JoinHandle<()>,
-    stop: CancellationToken,
 }
 
 /// The way to the app for `--app-protocol`; `None` without an app port.
@@ -274,10 +200,10 @@ fn app_channel(settings: &Settings) -> Result<Option<Arc<dyn AppChannel>>, u8> {
 
 async fn start_subscriptions(
     rt: Arc<Runtime>,
-    manager: Option<Arc<DeliveryManager>>,
+    subscriber: Option<Arc<Subscriber>>,
     resources: Resources,
 ) {
-    let Some(manager) = manager else {
+    let Some(subscriber) = subscriber else {
         if !resources.subscriptions.is_empty() {
             tracing::warn!(
                 count = resources.subscriptions.len(),
@@ -296,63 +222,7 @@ async fn start_subscriptions(
     }
     let subs = merge(resources.subscriptions, programmatic);
     tracing::info!(count = subs.len(), "Starting subscriptions.");
-    manager.start(subs).await;
+    subscriber.start(subs).await;
     rt.readiness.set_app(true);
     tracing::info!("Ready.");
-}
-
-async fn serve_admin(rt: Arc<Runtime>, listeners: Vec<TcpListener>, stop: CancellationToken) {
-    let app = crate::admin::router(rt);
-    let mut tasks = Vec::new();
-    for l in listeners {
-        if let Ok(addr) = l.local_addr() {
-            tracing::info!(%addr, "Admin port listening.");
-        }
-        let app = app.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let served =
-                axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(err) = served.await {
-                tracing::warn!(error = %err, "Admin port failed.");
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-}
-
-async fn shutdown(
-    rt: Arc<Runtime>,
-    manager: Option<Arc<DeliveryManager>>,
-    subscriber: tokio::task::JoinHandle<()>,
-    apis: Apis,
-) {
-    let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
-    rt.readiness.set_app(false);
-    // Stops discovery if it is still waiting for the app.
-    rt.shutdown.cancel();
-    subscriber.abort();
-    if let Some(m) = manager {
-        m.shutdown(grace).await;
-    }
-    rt.readiness.set_outbound(false);
-    apis.stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(2), apis.http).await {
-        Ok(Ok(Ok(()))) | Err(_) => {}
-        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "HTTP API stopped with an error."),
-        Ok(Err(err)) => tracing::warn!(error = %err, "HTTP API task failed."),
-    }
-    match tokio::time::timeout(Duration::from_secs(2), apis.grpc).await {
-        Ok(Ok(Ok(()))) | Err(_) => {}
-        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "gRPC API stopped with an error."),
-        Ok(Err(err)) => tracing::warn!(error = %err, "gRPC API task failed."),
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), apis.admin).await;
-    for c in rt.components.values() {
-        if let Err(err) = c.pubsub.close().await {
-            tracing::warn!(name = %c.spec.name, error = %err, "Component did not close cleanly.");
-        }
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::resources;
 use sidebus::config::validate::{self, EXIT_CONFIG};
 
@@ -62,7 +62,7 @@ fn invalid_set_reports_every_error_at_once() {
         .iter()
         .find(|e| e.reason.starts_with("unknown pubsub type"))
         .unwrap();
-    for known in sidebus::broker::Registry::builtin().type_names() {
+    for known in sidebus::broker::registry::Registry::builtin().type_names() {
         assert!(
             unknown.reason.contains(known),
             "{} lacks {known}",

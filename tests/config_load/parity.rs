@@ -9,13 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::metadata::Metadata;
 use sidebus::config::validate;
 use sidebus::config::Settings;
-use sidebus::delivery::{DeliveryManager, HttpAppChannel, SubscriptionOptions};
+use sidebus::delivery::{HttpAppChannel, SubscriptionOptions};
 use sidebus::runtime::start::{build_components, check_resources};
-use sidebus::runtime::Runtime;
+use sidebus::runtime::{Runtime, Subscriber};
 
 pub const APP_ID: &str = "parity";
 
@@ -263,7 +263,7 @@ async fn validate_and_start_up_accept_and_refuse_the_same() {
             .await
             .unwrap_or_else(|code| panic!("{}: accepted but the build failed ({code})", c.name));
         let rt = Arc::new(Runtime::new(settings.clone(), handles));
-        let manager = DeliveryManager::new(rt.clone(), Arc::new(HttpAppChannel::new(&settings)));
+        let manager = Subscriber::new(rt.clone(), Arc::new(HttpAppChannel::new(&settings)));
         manager.start(resources.subscriptions.clone()).await;
         let running: Vec<String> = rt
             .subscriptions
@@ -276,7 +276,6 @@ async fn validate_and_start_up_accept_and_refuse_the_same() {
         manager.shutdown(Duration::from_secs(1)).await;
         for component in rt.components.values() {
             component
-                .pubsub
                 .close()
                 .await
                 .unwrap_or_else(|e| panic!("{}: close: {e}", c.name));

@@ -3,7 +3,7 @@
 //! never shown. The in-process components are covered end to end by
 //! `parity.rs`.
 
-use sidebus::broker::Registry;
+use sidebus::broker::registry::Registry;
 use sidebus::config::metadata::Metadata;
 use sidebus::config::validate;
 

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sidebus::broker::registry::{BuildContext, Factory, MetadataProblem, Validation};
-use sidebus::broker::{BrokerError, PubSub, Registry};
+use sidebus::broker::factory::{BuildContext, Factory, MetadataProblem, Validation};
+use sidebus::broker::registry::Registry;
+use sidebus::broker::{BrokerError, PubSub};
 use sidebus::config::model::{ComponentSpec, RouteRule};
 use sidebus::config::resources::{self, Loaded};
 use sidebus::config::ConfigError;

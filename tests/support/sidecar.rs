@@ -1,5 +1,5 @@
 //! The fixture of the delivery tests: a sidecar made of the in-memory bus,
-//! a `Runtime` and a `DeliveryManager` with the HTTP app channel.
+//! a `Runtime` and a `Subscriber` with the HTTP app channel.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,8 @@ use sidebus::config::model::{
     BulkSubscribe, ComponentSpec, RouteRule, SubscriptionKind, SubscriptionSpec,
 };
 use sidebus::config::Settings;
-use sidebus::delivery::{DeliveryManager, HttpAppChannel, SubscriptionStats};
-use sidebus::runtime::{ComponentHandle, Runtime};
+use sidebus::delivery::{HttpAppChannel, SubscriptionStats};
+use sidebus::runtime::{ComponentHandle, Runtime, Subscriber};
 
 use super::app::{Answer, Recorded, Script};
 use super::eventually::assert_eventually;
@@ -29,7 +29,7 @@ pub const APP_ID: &str = "delivery-test";
 pub struct Sidecar {
     pub bus: Arc<InMemory>,
     pub runtime: Arc<Runtime>,
-    pub manager: DeliveryManager,
+    pub manager: Subscriber,
 }
 
 pub fn settings(port: u16) -> Settings {
@@ -63,7 +63,7 @@ pub fn sidecar_with_metadata(
     let handle = ComponentHandle::new(component, bus.clone() as Arc<dyn PubSub>, APP_ID);
     let channel = Arc::new(HttpAppChannel::new(&settings));
     let runtime = Arc::new(Runtime::new(settings, vec![handle]));
-    let manager = DeliveryManager::new(runtime.clone(), channel);
+    let manager = Subscriber::new(runtime.clone(), channel);
     Sidecar {
         bus,
         runtime,

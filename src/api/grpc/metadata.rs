@@ -3,13 +3,13 @@
 
 use tonic::{Request, Response};
 
-use super::proto::{
-    AppConnectionProperties, GetMetadataResponse, PubsubSubscription, PubsubSubscriptionRule,
-    PubsubSubscriptionRules, PubsubSubscriptionType, RegisteredComponents, SetMetadataRequest,
-};
 use crate::api::error::ApiError;
 use crate::api::metadata::{set_attribute, snapshot};
 use crate::config::model::{SubscriptionKind, SubscriptionSpec};
+use crate::proto::{
+    AppConnectionProperties, GetMetadataResponse, PubsubSubscription, PubsubSubscriptionRule,
+    PubsubSubscriptionRules, PubsubSubscriptionType, RegisteredComponents, SetMetadataRequest,
+};
 use crate::runtime::Runtime;
 
 /// gRPC metadata key that turns `Shutdown` into an immediate exit, as the

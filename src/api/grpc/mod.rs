@@ -5,17 +5,20 @@
 //! - `subscribe_stream.rs`: `SubscribeTopicEventsAlpha1`
 //! - `metadata.rs`: `GetMetadata`, `SetMetadata`, `Shutdown`
 //! - `status.rs`: [`ApiError`](crate::api::ApiError) → `tonic::Status`
-//! - `proto.rs`: the code generated from `proto/`
+//! - the generated messages and services live in [`crate::proto`]
 //!
 //! Methods of daprd's `Dapr` service that are not pub/sub, and other
 //! services, answer UNIMPLEMENTED. With `DAPR_API_TOKEN` set, every call
 //! must carry metadata `dapr-api-token` (else UNAUTHENTICATED).
 
 mod metadata;
-pub mod proto;
 mod publish;
 pub mod status;
 mod subscribe_stream;
+
+/// The generated protos, re-exported for clients of this API (tests, the
+/// bench); sidebus itself names them as [`crate::proto`].
+pub use crate::proto;
 
 use std::sync::Arc;
 
@@ -29,12 +32,12 @@ use tonic::{Request, Response, Status, Streaming};
 use tower::ServiceExt;
 
 use crate::api::http::{constant_time_eq, API_TOKEN_HEADER};
-use crate::runtime::Runtime;
-use proto::dapr_server::{Dapr, DaprServer};
-use proto::{
+use crate::proto::dapr_server::{Dapr, DaprServer};
+use crate::proto::{
     BulkPublishRequest, BulkPublishResponse, GetMetadataRequest, GetMetadataResponse,
     PublishEventRequest, SetMetadataRequest, ShutdownRequest, SubscribeTopicEventsRequestAlpha1,
 };
+use crate::runtime::Runtime;
 
 /// The `Dapr` service over a runtime.
 #[derive(Debug, Clone)]

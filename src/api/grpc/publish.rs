@@ -13,10 +13,11 @@ use bytes::Bytes;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::proto::{
+use crate::api::error::ApiError;
+use crate::broker::Metadata;
+use crate::proto::{
     BulkPublishRequest, BulkPublishResponse, BulkPublishResponseFailedEntry, PublishEventRequest,
 };
-use crate::broker::Metadata;
 use crate::runtime::publish::{BulkEntry, PublishCall};
 use crate::runtime::Runtime;
 
@@ -79,7 +80,7 @@ pub(super) async fn publish_event(
         traceparent,
         tracestate,
     };
-    let receipt = rt.publish(call).await?;
+    let receipt = rt.publish(call).await.map_err(ApiError::from)?;
     let mut resp = Response::new(());
     if receipt.buffered {
         resp.metadata_mut().insert(
@@ -115,7 +116,8 @@ pub(super) async fn bulk_publish(
             header(&md, "traceparent"),
             header(&md, "tracestate"),
         )
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
     let failed_entries = failures
         .into_iter()
         .map(|f| BulkPublishResponseFailedEntry {

@@ -44,11 +44,11 @@ mod tests {
 
     #[test]
     fn publish_error_has_code_reason_and_resource() {
-        let err = ApiError::Publish {
+        let err = ApiError::from(crate::runtime::PublishError::Broker {
             pubsub: "ps".into(),
             topic: "orders".into(),
             error: "boom".into(),
-        };
+        });
         let status = to_status(&err);
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(
@@ -70,7 +70,9 @@ mod tests {
 
     #[test]
     fn not_found_is_invalid_argument_without_resource_info() {
-        let status = to_status(&ApiError::PubsubNotFound("x".into()));
+        let status = to_status(&ApiError::from(
+            crate::runtime::PublishError::PubsubNotFound("x".into()),
+        ));
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
         assert_eq!(

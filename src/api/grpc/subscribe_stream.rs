@@ -4,9 +4,11 @@
 //! The client's first message must be `initial_request` (pubsub and topic
 //! required). The sidecar registers a STREAMING subscription (one rule, path
 //! `/`), answers `initial_response`, and starts one broker subscription for
-//! this stream through its own [`DeliveryManager`], so the stream gets the
+//! this stream through its own [`Subscriber`], so the stream gets the
 //! same in-flight bound (`maxInFlight` in the request metadata, default
-//! 256), ordering lanes, retries and dead letters as any app.
+//! 256), ordering lanes, retries and dead letters as any app. The stream is
+//! the app through the streaming app channel (`delivery/app_stream.rs`);
+//! this file only adapts the tonic stream to it.
 //!
 //! Consumer group: the component's (consumerGroup / consumerID / app id),
 //! like the app's other subscriptions. Several streams of one app on one
@@ -23,32 +25,40 @@
 //! answers to events already sent are awaited up to the grace period, then
 //! the stream ends with UNAVAILABLE.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use super::proto::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Req;
-use super::proto::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Resp;
-use super::proto::{
-    SubscribeTopicEventsRequestAlpha1, SubscribeTopicEventsRequestInitialAlpha1,
-    SubscribeTopicEventsResponseAlpha1, SubscribeTopicEventsResponseInitialAlpha1,
-};
 use crate::api::error::ApiError;
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
-use crate::delivery::app_grpc::{map_status, topic_event_request};
-use crate::delivery::{
-    AppChannel, AppEvent, AppResult, BulkAppRequest, DeliveryManager, SubscriptionOptions,
+use crate::delivery::{AppStream, SubscriptionOptions};
+use crate::proto::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Req;
+use crate::proto::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Resp;
+use crate::proto::{
+    SubscribeTopicEventsRequestAlpha1, SubscribeTopicEventsRequestInitialAlpha1,
+    SubscribeTopicEventsResponseAlpha1, SubscribeTopicEventsResponseInitialAlpha1,
+    TopicEventRequest,
 };
-use crate::runtime::Runtime;
+use crate::runtime::{PublishError, Runtime, Subscriber};
+
+/// One message of the response stream.
+type Outbound = Result<SubscribeTopicEventsResponseAlpha1, Status>;
 
 /// The response stream of one subscription.
-pub type EventStream = ReceiverStream<Result<SubscribeTopicEventsResponseAlpha1, Status>>;
+pub type EventStream = ReceiverStream<Outbound>;
+
+/// The streaming app channel over this stream's outbound queue.
+type StreamChannel = AppStream<Outbound>;
+
+/// An event for the client, as a response-stream message.
+fn event_message(msg: TopicEventRequest) -> Outbound {
+    Ok(SubscribeTopicEventsResponseAlpha1 {
+        subscribe_topic_events_response_type: Some(Resp::EventMessage(msg)),
+    })
+}
 
 /// Route path of every streaming subscription (daprd's).
 const STREAM_PATH: &str = "/";
@@ -58,101 +68,24 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Longest wait to hand the final status to a client that stopped reading.
 const FINAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The stream as an [`AppChannel`].
-struct StreamChannel {
-    out: mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
-    /// Events sent and not answered yet, by CloudEvent id. Bounded by the
-    /// subscription's in-flight bound: one entry per delivery in progress.
-    pending: Mutex<HashMap<String, oneshot::Sender<AppResult>>>,
-    gone: CancellationToken,
-}
-
-impl StreamChannel {
-    fn forget(&self, id: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-    }
-
-    fn answer(&self, id: &str, result: AppResult) -> bool {
-        let tx = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        match tx {
-            Some(tx) => tx.send(result).is_ok(),
-            None => false,
-        }
-    }
-}
-
-fn closed() -> AppResult {
-    AppResult::Retry("the subscription stream closed".into())
-}
-
-#[async_trait]
-impl AppChannel for StreamChannel {
-    async fn deliver(&self, ev: &AppEvent) -> AppResult {
-        let msg = topic_event_request(ev);
-        let id = msg.id.clone();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if pending.contains_key(&id) {
-                return AppResult::Retry(format!("event id {id} is already in flight"));
-            }
-            pending.insert(id.clone(), tx);
-        }
-        let resp = SubscribeTopicEventsResponseAlpha1 {
-            subscribe_topic_events_response_type: Some(Resp::EventMessage(msg)),
-        };
-        let sent = tokio::select! {
-            _ = self.gone.cancelled() => false,
-            r = self.out.send(Ok(resp)) => r.is_ok(),
-        };
-        if !sent {
-            self.forget(&id);
-            return closed();
-        }
-        tokio::select! {
-            _ = self.gone.cancelled() => {
-                self.forget(&id);
-                closed()
-            }
-            r = rx => r.unwrap_or_else(|_| closed()),
-        }
-    }
-
-    async fn deliver_bulk(&self, req: &BulkAppRequest) -> Vec<(String, AppResult)> {
-        // Streaming subscriptions are never bulk; answer per entry anyway.
-        let mut out = Vec::with_capacity(req.entries.len());
-        for entry in &req.entries {
-            out.push((entry.entry_id.clone(), self.deliver(&entry.event).await));
-        }
-        out
-    }
-}
-
 /// Checks the initial request and turns it into a subscription spec.
 fn spec_for(
     rt: &Runtime,
     init: SubscribeTopicEventsRequestInitialAlpha1,
 ) -> Result<(SubscriptionSpec, SubscriptionOptions), Status> {
     if rt.components.is_empty() {
-        return Err(ApiError::PubsubNotConfigured.into());
+        return Err(ApiError::from(PublishError::NotConfigured).into());
     }
     if init.pubsub_name.is_empty() {
-        return Err(ApiError::PubsubEmpty.into());
+        return Err(ApiError::from(PublishError::PubsubEmpty).into());
     }
     let Some(component) = rt.component(&init.pubsub_name) else {
-        return Err(ApiError::PubsubNotFound(init.pubsub_name).into());
+        return Err(ApiError::from(PublishError::PubsubNotFound(init.pubsub_name)).into());
     };
     if init.topic.is_empty() {
-        return Err(ApiError::TopicEmpty {
+        return Err(ApiError::from(PublishError::TopicEmpty {
             pubsub: init.pubsub_name,
-        }
+        })
         .into());
     }
     if !component.scopes.may_subscribe(&init.topic) {
@@ -208,16 +141,12 @@ pub(super) async fn subscribe(
     tx.send(Ok(initial))
         .await
         .map_err(|_| Status::cancelled("the client went away"))?;
-    let channel = Arc::new(StreamChannel {
-        out: tx.clone(),
-        pending: Mutex::new(HashMap::new()),
-        gone: CancellationToken::new(),
-    });
-    let manager = DeliveryManager::new(rt.clone(), channel.clone());
+    let channel = Arc::new(StreamChannel::new(tx.clone(), event_message));
+    let subscriber = Subscriber::new(rt.clone(), channel.clone());
     tracing::info!(pubsub = %spec.pubsub_name, topic = %spec.topic, name = %spec.name,
         "Streaming subscription started.");
     let name = spec.name.clone();
-    manager.start(vec![spec]).await;
+    subscriber.start(vec![spec]).await;
     tokio::spawn(async move {
         let stopping = tokio::select! {
             ended = read_answers(&mut inbound, &channel) => {
@@ -234,23 +163,23 @@ pub(super) async fn subscribe(
             // at the client finish within the grace period while answers
             // are still read.
             let grace = Duration::from_secs(rt.settings.graceful_shutdown_seconds);
-            let drain = manager.shutdown(grace);
+            let drain = subscriber.shutdown(grace);
             tokio::pin!(drain);
             tokio::select! {
                 _ = &mut drain => {}
                 _ = read_answers(&mut inbound, &channel) => {
-                    tokio::join!(&mut drain, async { channel.gone.cancel() });
+                    tokio::join!(&mut drain, async { channel.close() });
                 }
             }
             send_final(&tx, Status::unavailable("the sidecar is shutting down")).await;
         } else {
             // Stop first (join! polls in order), so deliveries that return
             // because the stream is gone are abandoned, not retried.
-            tokio::join!(manager.shutdown(TEARDOWN_GRACE), async {
-                channel.gone.cancel()
+            tokio::join!(subscriber.shutdown(TEARDOWN_GRACE), async {
+                channel.close()
             });
         }
-        channel.gone.cancel();
+        channel.close();
         rt.subscriptions
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -261,10 +190,7 @@ pub(super) async fn subscribe(
 }
 
 /// Ends the stream with `status`, unless the client stopped reading.
-async fn send_final(
-    tx: &mpsc::Sender<Result<SubscribeTopicEventsResponseAlpha1, Status>>,
-    status: Status,
-) {
+async fn send_final(tx: &mpsc::Sender<Outbound>, status: Status) {
     let _ = tokio::time::timeout(FINAL_SEND_TIMEOUT, tx.send(Err(status))).await;
 }
 
@@ -288,11 +214,9 @@ async fn read_answers(
         };
         match msg.subscribe_topic_events_request_type {
             Some(Req::EventProcessed(done)) => {
-                let result = done
-                    .status
-                    .map_or(AppResult::Success, |s| map_status(s.status));
-                if !channel.answer(&done.id, result) {
-                    tracing::debug!(id = %done.id, "Answer for an event not in flight; ignored.");
+                let id = done.id.clone();
+                if !channel.answer(done) {
+                    tracing::debug!(id = %id, "Answer for an event not in flight; ignored.");
                 }
             }
             Some(Req::InitialRequest(_)) => {

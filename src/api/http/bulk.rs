@@ -19,7 +19,7 @@ use crate::api::error::ApiError;
 use crate::broker::Metadata;
 use crate::envelope::{bulk_entry_bytes, EnvelopeError};
 use crate::runtime::publish::{BulkEntry, BulkFailure};
-use crate::runtime::Runtime;
+use crate::runtime::{PublishError, Runtime};
 
 /// A field of an entry object, matched case-insensitively as Go's
 /// `encoding/json` does (so `entryId`, `entryID` and `EntryId` all work).
@@ -34,7 +34,8 @@ fn field<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v 
 /// Turns one JSON entry into a [`BulkEntry`], converting its event by its
 /// content type.
 fn parse_entry(index: usize, raw: &Value) -> Result<BulkEntry, ApiError> {
-    let bad = |why: String| ApiError::BadBulkEvents(format!("entry {index}: {why}"));
+    let bad =
+        |why: String| ApiError::from(PublishError::BadBulkEvents(format!("entry {index}: {why}")));
     let obj = raw
         .as_object()
         .ok_or_else(|| bad("an entry must be a JSON object".into()))?;
@@ -77,9 +78,9 @@ fn parse_entry(index: usize, raw: &Value) -> Result<BulkEntry, ApiError> {
 /// Parses the whole array; any malformed entry refuses the whole request.
 fn parse_entries(body: &[u8]) -> Result<Vec<BulkEntry>, ApiError> {
     let raw: Vec<Value> = serde_json::from_slice(body).map_err(|err| {
-        ApiError::BadBulkEvents(format!(
+        ApiError::from(PublishError::BadBulkEvents(format!(
             "the body must be a JSON array of bulk entries: {err}"
-        ))
+        )))
     })?;
     raw.iter()
         .enumerate()

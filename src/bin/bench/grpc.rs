@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sidebus::api::grpc::proto::dapr_client::DaprClient;
-use sidebus::api::grpc::proto::PublishEventRequest;
+use sidebus::proto::dapr_client::DaprClient;
+use sidebus::proto::PublishEventRequest;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::load::LoadError;

@@ -43,7 +43,7 @@ use self::group::Groups;
 use self::log::{Log, LogOptions};
 use self::publisher::Publisher;
 use self::subscriber::PartitionTask;
-use super::registry::{BuildContext, Factory, Validation};
+use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{BuildContext, Factory};
+use super::factory::{BuildContext, Factory};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, ReceivedMessage, SubscribeRequest,
     Subscription,

@@ -17,8 +17,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::lane::Lane;
+use super::stall::StallDetector;
 use super::state::{Part, PartKey, Shared};
-use super::watchdog::StallDetector;
+
+/// The group consumer type.
+pub type Consumer_ = BaseConsumer<GroupContext>;
 
 /// Context of one group consumer.
 pub struct GroupContext {

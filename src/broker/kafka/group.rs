@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,7 +19,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client_config;
-use super::context::{settle_and_release, GroupContext};
+use super::context::{settle_and_release, Consumer_, GroupContext};
 use super::state::{PartKey, Shared};
 use super::watchdog;
 use crate::broker::{BrokerError, Handler};
@@ -30,9 +30,6 @@ const COMMIT_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Poll wait while a paused partition waits for room in its lane.
 const BUSY_POLL: Duration = Duration::from_millis(5);
-
-/// The group consumer type.
-pub type Consumer_ = BaseConsumer<GroupContext>;
 
 /// Requests from subscriptions to their group consumer.
 pub enum Command {

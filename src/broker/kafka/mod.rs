@@ -8,7 +8,7 @@
 //! per consumer group) → `group` (poll thread, pause/resume,
 //! commits) → `context` (rebalance hooks, logs) → `lane` (per-partition
 //! submit in order, settle, redelivery) over `state` and `offsets`;
-//! `watchdog` (stall detection and check).
+//! `watchdog` (the stall check) over `stall` (the per-partition detector).
 //!
 //! Guarantees: a publish succeeds only after acks=all; offsets are committed
 //! only up to the lowest unfinished event of each partition, so an event is
@@ -24,6 +24,7 @@ mod lane;
 mod offsets;
 mod publisher;
 mod reader;
+mod stall;
 mod state;
 mod subscriber;
 mod watchdog;
@@ -39,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use self::config::KafkaConfig;
 use self::publisher::Publisher;
 use self::subscriber::Subscriber;
-use super::registry::{BuildContext, Factory, Validation};
+use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::KafkaConfig;
 use super::offsets::PartitionOffsets;
-use super::watchdog::StallDetector;
+use super::stall::StallDetector;
 use crate::broker::Handler;
 
 /// (topic, partition).

@@ -29,7 +29,7 @@ use self::connection::Link;
 use self::publisher::Publisher;
 use self::subscriber::Consuming;
 use self::topology::QueuePlan;
-use super::registry::{BuildContext, Factory, Validation};
+use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
 };

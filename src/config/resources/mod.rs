@@ -29,7 +29,7 @@ pub use resiliency::{
 };
 
 /// What resource loading needs to know about component types. The
-/// component registry (`broker::Registry`) implements it, so config does not
+/// component registry (`broker::registry::Registry`) implements it, so config does not
 /// depend on the brokers.
 pub trait ComponentTypes {
     /// Every known `spec.type`, sorted.

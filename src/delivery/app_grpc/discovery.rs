@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request};
 
 use super::endpoint;
-use crate::api::grpc::proto::app_callback_client::AppCallbackClient;
-use crate::api::grpc::proto::TopicSubscription;
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
 use crate::config::Settings;
 use crate::delivery::discovery::DISCOVERY_BACKOFF;
+use crate::proto::app_callback_client::AppCallbackClient;
+use crate::proto::TopicSubscription;
 
 /// daprd's `DaprBuiltInInitializationRetries`: 500 ms exponential, 3 retries.
 const DISCOVERY_RETRIES: u32 = 3;
@@ -130,7 +130,7 @@ pub async fn discover_grpc(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::grpc::proto::{BulkSubscribeConfig, TopicRoutes, TopicRule};
+    use crate::proto::{BulkSubscribeConfig, TopicRoutes, TopicRule};
 
     fn sub(routes: Option<TopicRoutes>) -> TopicSubscription {
         TopicSubscription {

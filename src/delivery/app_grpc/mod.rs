@@ -27,13 +27,13 @@ use tonic::{Code, Request};
 pub use discovery::{discover_grpc, to_spec};
 pub use request::{bulk_request, to_proto_value, topic_event_request, BULK_EVENT_TYPE};
 
+use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
 use super::forward::forwardable;
-use super::{AppChannel, AppEvent, AppResult, BulkAppRequest};
-use crate::api::grpc::proto::app_callback_alpha_client::AppCallbackAlphaClient;
-use crate::api::grpc::proto::app_callback_client::AppCallbackClient;
-use crate::api::grpc::proto::topic_event_response::TopicEventResponseStatus;
 use crate::config::Settings;
 use crate::delivery::app_http::ATTEMPT_TIMEOUT;
+use crate::proto::app_callback_alpha_client::AppCallbackAlphaClient;
+use crate::proto::app_callback_client::AppCallbackClient;
+use crate::proto::topic_event_response::TopicEventResponseStatus;
 
 /// Largest answer the app may send.
 const MAX_ANSWER_BYTES: usize = 4 << 20;

@@ -6,12 +6,12 @@
 use prost_types::value::Kind;
 use serde_json::Value;
 
-use super::super::{AppEvent, BulkAppRequest};
-use crate::api::grpc::proto::{
+use crate::delivery::channel::{AppEvent, BulkAppRequest};
+use crate::envelope::Event;
+use crate::proto::{
     topic_event_bulk_request_entry, TopicEventBulkRequest, TopicEventBulkRequestEntry,
     TopicEventCeRequest, TopicEventRequest,
 };
-use crate::envelope::Event;
 
 /// CloudEvent attributes carried as fields; everything else is an extension.
 const CORE: &[&str] = &[

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{AppResult, BulkAppRequest};
+use crate::delivery::channel::{AppResult, BulkAppRequest};
 
 #[derive(Deserialize)]
 struct Answer {

@@ -16,9 +16,9 @@ mod answers;
 
 use answers::{bulk_body, map_answer, map_bulk_answer};
 
+use super::channel::{AppChannel, AppEvent, AppResult, BulkAppRequest};
 use super::forward::forwardable;
 use super::prepare::attribute;
-use super::{AppChannel, AppEvent, AppResult, BulkAppRequest};
 use crate::config::Settings;
 
 /// Longest one delivery attempt may take, answer included.

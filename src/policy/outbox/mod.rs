@@ -1,6 +1,7 @@
-//! The durable publish outbox (`docs/outbox.md`): a [`PubSub`] wrapper in front of
-//! a remote broker component. While the broker answers, publishes go
-//! straight through. When it is unreachable (a retriable error, or no
+//! The durable publish outbox (`docs/outbox.md`): a handle the runtime
+//! holds in front of a remote broker component and publishes through.
+//! While the broker answers, publishes go straight through. When it is
+//! unreachable (a retriable error, or no
 //! confirm within [`OutboxConfig::direct_timeout`]), the event is appended
 //! to a local fsynced log before the caller hears success (with
 //! `buffered: true`), and a [forwarder](forwarder::Forwarder) sends it once
@@ -17,23 +18,48 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::{OutboxConfig, OutboxConfigError};
 use self::forwarder::Forwarder;
-use self::store::{OutboxError, Store};
-use crate::broker::{
-    BrokerError, Feature, Handler, OutboxDepth, PubSub, PublishReceipt, PublishRequest,
-    SubscribeRequest, Subscription,
-};
+use self::store::Store;
+pub use self::store::{OutboxDepth, StoreError};
+use crate::broker::{BrokerError, PubSub, PublishRequest};
 
 /// What a caller refused with a full outbox is told to wait, in seconds.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
-/// A component with a durable publish outbox in front of it.
+/// What a publish through the outbox became.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// True when the event sits in the durable local outbox (fsynced) and
+    /// the forwarder will hand it to the broker later, rather than the
+    /// broker having confirmed it already.
+    pub buffered: bool,
+}
+
+/// Why the outbox did not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The broker refused the event for good, or it is away and the log
+    /// failed too.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The broker is away and the outbox holds `outboxMaxBytes` already.
+    #[error("publish outbox is full ({used} of {limit} bytes); retry after {retry_after_secs}s")]
+    Full {
+        /// Bytes buffered now.
+        used: u64,
+        /// The configured bound.
+        limit: u64,
+        /// Seconds a caller should wait before retrying.
+        retry_after_secs: u64,
+    },
+}
+
+/// The durable publish outbox of one component.
 pub struct Outbox {
     cfg: OutboxConfig,
     inner: Arc<dyn PubSub>,
@@ -45,12 +71,12 @@ pub struct Outbox {
 impl Outbox {
     /// Opens the outbox folder (draining what a previous run left) and
     /// starts the forwarder. Must run inside a Tokio runtime.
-    pub async fn open(cfg: OutboxConfig, inner: Arc<dyn PubSub>) -> Result<Self, OutboxError> {
+    pub async fn open(cfg: OutboxConfig, inner: Arc<dyn PubSub>) -> Result<Self, StoreError> {
         let (dir, max) = (cfg.dir.clone(), cfg.max_bytes);
         let (store, from) = tokio::task::spawn_blocking(move || Store::open(&dir, max))
             .await
             .map_err(|e| {
-                OutboxError::Log(crate::broker::embedded::error::EmbeddedError::io(
+                StoreError::Log(crate::broker::embedded::error::EmbeddedError::io(
                     "open",
                     &cfg.dir,
                     std::io::Error::other(e.to_string()),
@@ -102,37 +128,27 @@ impl Outbox {
     }
 }
 
-#[async_trait]
-impl PubSub for Outbox {
-    fn features(&self) -> &[Feature] {
-        self.inner.features()
-    }
-
-    async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
-        self.publish_with_receipt(req).await.map(|_| ())
-    }
-
-    async fn publish_with_receipt(
-        &self,
-        req: PublishRequest,
-    ) -> Result<PublishReceipt, BrokerError> {
+impl Outbox {
+    /// Publishes one event: straight to the broker while it answers and
+    /// nothing is buffered, else into the durable log (`buffered`).
+    pub async fn publish(&self, req: PublishRequest) -> Result<Receipt, OutboxError> {
         // A backlog means older events are still on their way: going direct
         // now could overtake them.
         if self.store.depth().events == 0 {
             match self.direct(&req).await {
-                Ok(()) => return Ok(PublishReceipt { buffered: false }),
-                Err(Some(err)) => return Err(err),
+                Ok(()) => return Ok(Receipt { buffered: false }),
+                Err(Some(err)) => return Err(err.into()),
                 Err(None) => {}
             }
         }
         match self.store.append(&req).await {
             Ok(offset) => {
                 tracing::debug!(component = %self.cfg.component, topic = %req.topic, offset, "Event buffered in the outbox.");
-                Ok(PublishReceipt { buffered: true })
+                Ok(Receipt { buffered: true })
             }
-            Err(OutboxError::Full { used, limit }) => {
+            Err(StoreError::Full { used, limit }) => {
                 tracing::warn!(component = %self.cfg.component, topic = %req.topic, used, limit, "Outbox full; refusing the publish.");
-                Err(BrokerError::OutboxFull {
+                Err(OutboxError::Full {
                     used,
                     limit,
                     retry_after_secs: RETRY_AFTER_SECS,
@@ -142,30 +158,16 @@ impl PubSub for Outbox {
                 tracing::error!(component = %self.cfg.component, error = %err, "Cannot buffer in the outbox.");
                 Err(BrokerError::Unavailable(format!(
                     "broker unavailable and the outbox failed: {err}"
-                )))
+                ))
+                .into())
             }
         }
     }
 
-    async fn subscribe(
-        &self,
-        req: SubscribeRequest,
-        handler: Arc<dyn Handler>,
-    ) -> Result<Subscription, BrokerError> {
-        self.inner.subscribe(req, handler).await
-    }
-
-    fn outbox_depth(&self) -> Option<OutboxDepth> {
-        Some(self.store.depth())
-    }
-
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.inner.ping().await
-    }
-
-    async fn close(&self) -> Result<(), BrokerError> {
-        // The forwarder publishes through the inner component: stop it
-        // first. What is left stays on disk for the next start.
+    /// Stops the forwarder and closes the log; what is left stays on disk
+    /// for the next start. The component itself is the caller's to close,
+    /// after this: the forwarder publishes through it.
+    pub async fn close(&self) {
         self.cancel.cancel();
         if let Some(task) = self.forwarder.lock().await.take() {
             if let Err(err) = task.await {
@@ -175,22 +177,20 @@ impl PubSub for Outbox {
         let depth = self.store.depth();
         tracing::info!(component = %self.cfg.component, events = depth.events, bytes = depth.bytes, "Publish outbox closed.");
         let store = self.store.clone();
-        let res = self.inner.close().await;
         if let Err(err) = tokio::task::spawn_blocking(move || store.close()).await {
             tracing::warn!(component = %self.cfg.component, error = %err, "Closing the outbox log failed.");
         }
-        res
     }
 }
 
-/// Wraps `inner` in an outbox when `cfg` is `Some`.
-pub async fn wrap(
+/// Opens the outbox of `inner` when `cfg` is `Some`.
+pub async fn open(
     cfg: Option<OutboxConfig>,
     inner: Arc<dyn PubSub>,
-) -> Result<Arc<dyn PubSub>, OutboxError> {
+) -> Result<Option<Arc<Outbox>>, StoreError> {
     match cfg {
-        Some(cfg) => Ok(Arc::new(Outbox::open(cfg, inner).await?)),
-        None => Ok(inner),
+        Some(cfg) => Ok(Some(Arc::new(Outbox::open(cfg, inner).await?))),
+        None => Ok(None),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::broker::embedded::log::{Log, LogOptions, Topic};
 use crate::broker::embedded::partition::Partition;
 use crate::broker::embedded::reader::PartitionReader;
 use crate::broker::embedded::record::{self, NewRecord, StoredRecord};
-use crate::broker::{OutboxDepth, PublishRequest};
+use crate::broker::PublishRequest;
 
 /// The log topic holding every buffered event of the component.
 const LOG_TOPIC: &str = "outbox";
@@ -26,9 +26,20 @@ const TOPIC_KEY: &str = "__sidebus_outbox_topic";
 /// Largest single buffered record (bodies are capped far lower upstream).
 const MAX_RECORD_BYTES: usize = 64 << 20;
 
+/// How much the outbox holds (for logs and readiness figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    /// Buffered events the broker has not confirmed yet.
+    pub events: u64,
+    /// Their size in bytes (as stored).
+    pub bytes: u64,
+    /// The `outboxMaxBytes` bound.
+    pub max_bytes: u64,
+}
+
 /// Failures of the outbox store.
 #[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
+pub enum StoreError {
     /// The log or cursor file failed.
     #[error("outbox log: {0}")]
     Log(#[from] EmbeddedError),
@@ -73,11 +84,11 @@ pub fn to_record(req: &PublishRequest) -> NewRecord {
 }
 
 /// The publish request a stored record came from.
-pub fn from_record(rec: &StoredRecord) -> Result<PublishRequest, OutboxError> {
+pub fn from_record(rec: &StoredRecord) -> Result<PublishRequest, StoreError> {
     let mut metadata = rec.record.metadata.clone();
     let topic = metadata
         .remove(TOPIC_KEY)
-        .ok_or(OutboxError::NoTopic(rec.offset))?;
+        .ok_or(StoreError::NoTopic(rec.offset))?;
     Ok(PublishRequest {
         topic,
         data: rec.record.data.clone(),
@@ -91,7 +102,7 @@ impl Store {
     /// Opens (or creates) the outbox in `dir` and counts what is left from
     /// a previous run. Returns the store and the forwarder's start offset.
     /// Blocking.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<(Self, u64), OutboxError> {
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<(Self, u64), StoreError> {
         let opts = LogOptions {
             partitions: 1,
             // Small enough that drained segments are reclaimed soon after a
@@ -144,7 +155,7 @@ impl Store {
 
     /// Durably appends `req`; returns once it is fsynced. Refuses it when it
     /// would take the outbox past its bound.
-    pub async fn append(&self, req: &PublishRequest) -> Result<u64, OutboxError> {
+    pub async fn append(&self, req: &PublishRequest) -> Result<u64, StoreError> {
         let rec = to_record(req);
         let n = cost(&rec);
         self.reserve(n)?;
@@ -158,11 +169,11 @@ impl Store {
     }
 
     /// Counts one event of `n` bytes in, unless that passes the bound.
-    fn reserve(&self, n: u64) -> Result<(), OutboxError> {
+    fn reserve(&self, n: u64) -> Result<(), StoreError> {
         let mut used = self.bytes.load(Ordering::SeqCst);
         loop {
             if used.saturating_add(n) > self.max_bytes {
-                return Err(OutboxError::Full {
+                return Err(StoreError::Full {
                     used,
                     limit: self.max_bytes,
                 });
@@ -190,7 +201,7 @@ impl Store {
     /// (`events`/`bytes` of it since the last commit): stores the cursor
     /// durably, then releases the depth and deletes drained segments.
     /// Blocking.
-    pub fn commit(&self, next: u64, events: u64, bytes: u64) -> Result<(), OutboxError> {
+    pub fn commit(&self, next: u64, events: u64, bytes: u64) -> Result<(), StoreError> {
         // The broker has these events whatever happens to the cursor file:
         // release them from the depth either way (a failed store only means
         // a restart re-sends them).

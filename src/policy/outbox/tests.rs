@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::*;
-use crate::broker::Metadata;
+use crate::broker::{Feature, Handler, Metadata, SubscribeRequest, Subscription};
 
 /// Records what it accepted; refuses with `Unavailable` while down.
 #[derive(Default)]
@@ -90,16 +90,13 @@ async fn buffers_while_down_and_drains_in_order_before_newer_publishes() {
     let ob = Outbox::open(cfg(dir.path(), 1 << 20), fake.clone())
         .await
         .expect("open");
-    let r = ob
-        .publish_with_receipt(req("a", "a0".into()))
-        .await
-        .expect("up");
+    let r = ob.publish(req("a", "a0".into())).await.expect("up");
     assert!(!r.buffered);
     fake.down.store(true, Ordering::SeqCst);
     for i in 1..50 {
         for key in ["a", "b"] {
             let r = ob
-                .publish_with_receipt(req(key, format!("{key}{i}")))
+                .publish(req(key, format!("{key}{i}")))
                 .await
                 .expect("buffered");
             assert!(r.buffered, "published while down must be buffered");
@@ -121,12 +118,9 @@ async fn buffers_while_down_and_drains_in_order_before_newer_publishes() {
     assert_eq!(per_key(&got, "b"), want_b);
     assert_eq!(ob.depth().bytes, 0);
     // Drained: publishes go direct again.
-    let r = ob
-        .publish_with_receipt(req("a", "a60".into()))
-        .await
-        .expect("up");
+    let r = ob.publish(req("a", "a60".into())).await.expect("up");
     assert!(!r.buffered);
-    ob.close().await.expect("close");
+    ob.close().await;
 }
 
 #[tokio::test]
@@ -139,7 +133,7 @@ async fn full_outbox_refuses_with_retry_after() {
         .expect("open");
     let mut accepted = 0;
     let err = loop {
-        match ob.publish_with_receipt(req("k", "x".repeat(100))).await {
+        match ob.publish(req("k", "x".repeat(100))).await {
             Ok(r) => {
                 assert!(r.buffered);
                 accepted += 1;
@@ -150,7 +144,7 @@ async fn full_outbox_refuses_with_retry_after() {
     };
     assert!(accepted >= 1, "a small event must fit");
     match err {
-        BrokerError::OutboxFull {
+        OutboxError::Full {
             limit,
             retry_after_secs,
             ..
@@ -164,7 +158,7 @@ async fn full_outbox_refuses_with_retry_after() {
     fake.down.store(false, Ordering::SeqCst);
     wait_for("the backlog to drain", || ob.depth().events == 0).await;
     assert_eq!(fake.got.lock().expect("lock").len(), accepted);
-    ob.close().await.expect("close");
+    ob.close().await;
 }
 
 #[tokio::test]
@@ -180,7 +174,7 @@ async fn restart_drains_what_was_left() {
             .await
             .expect("buffered");
     }
-    ob.close().await.expect("close");
+    ob.close().await;
     drop(ob);
 
     let fake2 = Arc::new(Fake::default());
@@ -194,7 +188,7 @@ async fn restart_drains_what_was_left() {
     wait_for("the depth to reach zero", || ob.depth().events == 0).await;
     let want: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
     assert_eq!(per_key(&fake2.got.lock().expect("lock"), "k"), want);
-    ob.close().await.expect("close");
+    ob.close().await;
     drop(ob);
 
     // The cursor was stored: a third start has nothing to send.
@@ -203,7 +197,7 @@ async fn restart_drains_what_was_left() {
         .await
         .expect("reopen");
     assert_eq!(ob.depth().events, 0);
-    ob.close().await.expect("close");
+    ob.close().await;
     assert!(fake3.got.lock().expect("lock").is_empty());
 }
 
@@ -236,8 +230,11 @@ async fn permanent_errors_reach_the_caller_unbuffered() {
     let ob = Outbox::open(cfg(dir.path(), 1 << 20), Arc::new(Refuses))
         .await
         .expect("open");
-    let err = ob.publish_with_receipt(req("k", "x".into())).await;
-    assert!(matches!(err, Err(BrokerError::Rejected(_))));
+    let err = ob.publish(req("k", "x".into())).await;
+    assert!(matches!(
+        err,
+        Err(OutboxError::Broker(BrokerError::Rejected(_)))
+    ));
     assert_eq!(ob.depth().events, 0);
-    ob.close().await.expect("close");
+    ob.close().await;
 }

@@ -37,7 +37,8 @@ mod conformance {
 
 mod factory {
     use crate::broker::embedded::EmbeddedFactory;
-    use crate::broker::registry::{BuildContext, Factory, Registry};
+    use crate::broker::factory::{BuildContext, Factory};
+    use crate::broker::registry::Registry;
     use crate::broker::Metadata;
     use crate::config::model::ComponentSpec;
 
