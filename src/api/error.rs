@@ -106,9 +106,10 @@ impl ApiError {
         use PublishError as P;
         match self {
             ApiError::Publish(err) => match err {
-                P::NotConfigured | P::BadMetadata { .. } | P::BadBulkEvents(_) => {
-                    StatusCode::BAD_REQUEST
-                }
+                P::NotConfigured
+                | P::BadMetadata { .. }
+                | P::BadTopic { .. }
+                | P::BadBulkEvents(_) => StatusCode::BAD_REQUEST,
                 P::PubsubEmpty | P::PubsubNotFound(_) | P::TopicEmpty { .. } => {
                     StatusCode::NOT_FOUND
                 }
@@ -139,6 +140,7 @@ impl ApiError {
                 P::PubsubNotFound(_) => "ERR_PUBSUB_NOT_FOUND",
                 P::TopicEmpty { .. } => "ERR_TOPIC_NAME_EMPTY",
                 P::BadMetadata { .. } => "ERR_PUBSUB_REQUEST_METADATA",
+                P::BadTopic { .. } => "ERR_PUBSUB_TOPIC_INVALID",
                 P::CloudEvent { .. } => "ERR_PUBSUB_CLOUD_EVENTS_SER",
                 P::Forbidden { .. } => "ERR_PUBSUB_FORBIDDEN",
                 P::Broker { .. } => "ERR_PUBSUB_PUBLISH_MESSAGE",
@@ -169,6 +171,7 @@ impl ApiError {
                 P::PubsubNotFound(_) => "DAPR_PUBSUB_NOT_FOUND",
                 P::TopicEmpty { .. } => "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
                 P::BadMetadata { .. } => "DAPR_PUBSUB_METADATA_DESERIALIZATION",
+                P::BadTopic { .. } => "DAPR_PUBSUB_TOPIC_INVALID",
                 P::CloudEvent { .. } => "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
                 P::Forbidden { .. } => "DAPR_PUBSUB_FORBIDDEN",
                 P::Broker { .. } => "DAPR_PUBSUB_PUBLISH_MESSAGE",
@@ -199,6 +202,7 @@ impl ApiError {
                 | P::PubsubNotFound(_)
                 | P::TopicEmpty { .. }
                 | P::BadMetadata { .. }
+                | P::BadTopic { .. }
                 | P::CloudEvent { .. }
                 | P::BadBulkEvents(_) => grpc::INVALID_ARGUMENT,
                 P::Forbidden { .. } => grpc::PERMISSION_DENIED,
@@ -227,6 +231,7 @@ impl ApiError {
         match err {
             P::TopicEmpty { pubsub } => Some((pubsub, None)),
             P::BadMetadata { pubsub, topic, .. }
+            | P::BadTopic { pubsub, topic, .. }
             | P::CloudEvent { pubsub, topic, .. }
             | P::Forbidden { pubsub, topic, .. }
             | P::Broker { pubsub, topic, .. }

@@ -193,11 +193,44 @@ impl BrokerError {
     }
 }
 
+/// A request a component can never publish, found without I/O: a topic
+/// name or a metadata value the broker refuses. Checked before anything is
+/// stored, so an event the outbox buffers is one the broker will take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unpublishable {
+    /// The topic name is not one this broker allows.
+    #[error("topic {topic:?} is not valid here: {reason}")]
+    Topic {
+        /// The topic (bounded in the message by the caller).
+        topic: String,
+        /// Why, as a short sentence.
+        reason: String,
+    },
+    /// A metadata key or value the broker refuses.
+    #[error("metadata {key}={value:?}: {reason}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why, as a short sentence.
+        reason: String,
+    },
+}
+
 /// A pub/sub broker component. Implementations live in one folder each.
 #[async_trait]
 pub trait PubSub: Send + Sync + 'static {
     /// The abilities this component has.
     fn features(&self) -> &[Feature];
+
+    /// Checks, without I/O, that the broker could take `req`: names within
+    /// its limits, metadata values it accepts. The runtime calls it before
+    /// the event is stored anywhere (the outbox included); `publish` may
+    /// assume it passed. The default accepts everything.
+    fn check(&self, _req: &PublishRequest) -> Result<(), Unpublishable> {
+        Ok(())
+    }
 
     /// Publishes one event. Returns only once the broker has it (acks=all,
     /// publisher confirm, fsync…).

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::scopes::TopicScopes;
-use crate::broker::{BrokerError, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription};
+use crate::broker::{
+    BrokerError, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription, Unpublishable,
+};
 use crate::config::model::ComponentSpec;
 use crate::delivery::{DeadLetterError, Source};
 #[cfg(feature = "embedded")]
@@ -28,6 +30,10 @@ pub struct PublishReceipt {
 /// Why a component did not take an event. `Display` is the cause alone.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
+    /// The broker could never take this request (checked before anything
+    /// was stored).
+    #[error(transparent)]
+    Invalid(#[from] Unpublishable),
     /// The broker failed or refused.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -89,8 +95,10 @@ impl ComponentHandle {
     }
 
     /// Publishes one event: through the outbox when the component has one
-    /// (which may buffer it), else straight to the broker.
+    /// (which may buffer it), else straight to the broker. What the broker
+    /// could never take is refused first, so nothing it refuses is buffered.
     pub async fn publish(&self, req: PublishRequest) -> Result<PublishReceipt, ComponentError> {
+        self.pubsub.check(&req)?;
         #[cfg(feature = "embedded")]
         if let Some(outbox) = &self.outbox {
             let receipt = outbox.publish(req).await?;
@@ -105,6 +113,37 @@ impl ComponentHandle {
     /// Publishes several events, one result per request in order: the
     /// component's bulk publish, or one outbox publish per event.
     pub async fn publish_bulk(&self, reqs: Vec<PublishRequest>) -> Vec<Result<(), ComponentError>> {
+        // Entries the broker could never take fail alone; the rest go on.
+        let checked: Vec<Result<(), Unpublishable>> =
+            reqs.iter().map(|r| self.pubsub.check(r)).collect();
+        if checked.iter().any(Result::is_err) {
+            let valid = reqs
+                .into_iter()
+                .zip(&checked)
+                .filter(|(_, c)| c.is_ok())
+                .map(|(r, _)| r)
+                .collect();
+            let mut sent = self.publish_checked_bulk(valid).await.into_iter();
+            return checked
+                .into_iter()
+                .map(|c| match c {
+                    Err(invalid) => Err(ComponentError::Invalid(invalid)),
+                    Ok(()) => sent.next().unwrap_or_else(|| {
+                        Err(ComponentError::Broker(BrokerError::Unavailable(
+                            "the component answered fewer bulk results than entries".into(),
+                        )))
+                    }),
+                })
+                .collect();
+        }
+        self.publish_checked_bulk(reqs).await
+    }
+
+    /// [`publish_bulk`](Self::publish_bulk) of entries already checked.
+    async fn publish_checked_bulk(
+        &self,
+        reqs: Vec<PublishRequest>,
+    ) -> Vec<Result<(), ComponentError>> {
         #[cfg(feature = "embedded")]
         if let Some(outbox) = &self.outbox {
             let each = reqs.into_iter().map(|r| async move {

@@ -45,6 +45,17 @@ pub enum PublishError {
         /// Why it is invalid.
         reason: String,
     },
+    /// The component's broker does not allow this topic name (too long,
+    /// characters it refuses); nothing was stored.
+    #[error("topic {topic:.64} is not valid in pubsub {pubsub}: {reason}")]
+    BadTopic {
+        /// Pub/sub component name.
+        pubsub: String,
+        /// Topic of the request.
+        topic: String,
+        /// Why the broker refuses it.
+        reason: String,
+    },
     /// The CloudEvent envelope could not be built.
     #[error("cannot create cloudevent: {error}")]
     CloudEvent {

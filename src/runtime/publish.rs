@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::component::{ComponentError, ComponentHandle, PublishReceipt};
 use super::error::PublishError;
 use super::state::Runtime;
-use crate::broker::{BrokerError, Feature, Metadata, PublishRequest};
+use crate::broker::{BrokerError, Feature, Metadata, PublishRequest, Unpublishable};
 use crate::envelope::{self, EnvelopeError, PublishInput};
 
 /// Most entries handed to a component without native bulk publish at once
@@ -161,35 +161,14 @@ impl Runtime {
         )?;
         let size = req.data.len();
         let receipt = target.handle.publish(req).await.map_err(|err| {
+            let err = component_error(&target, err);
+            if matches!(err, PublishError::BadMetadata { .. } | PublishError::BadTopic { .. }) {
+                tracing::debug!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish refused.");
+            } else {
                 tracing::warn!(pubsub = target.pubsub, topic = target.topic, error = %err, "Publish failed.");
-                let (pubsub, topic) = (target.pubsub.to_string(), target.topic.to_string());
-                match err {
-                    ComponentError::OutboxFull {
-                        reason,
-                        retry_after_secs,
-                    } => PublishError::OutboxFull {
-                        pubsub,
-                        topic,
-                        error: reason,
-                        retry_after_secs,
-                    },
-                    ComponentError::Broker(source) => match source {
-                        BrokerError::Full {
-                            retry_after_secs, ..
-                        } => PublishError::Busy {
-                            pubsub,
-                            topic,
-                            error: source.to_string(),
-                            retry_after_secs,
-                        },
-                        _ => PublishError::Broker {
-                            pubsub,
-                            topic,
-                            error: source.to_string(),
-                        },
-                    },
-                }
-            })?;
+            }
+            err
+        })?;
         tracing::debug!(
             pubsub = target.pubsub,
             topic = target.topic,
@@ -242,6 +221,13 @@ impl Runtime {
                 tracestate,
             )?);
             ids.push(entry.entry_id);
+        }
+        // Every entry has the same topic: a topic the broker refuses is the
+        // request's error, and nothing is published.
+        if let Some(Err(invalid @ Unpublishable::Topic { .. })) =
+            reqs.first().map(|r| target.handle.pubsub.check(r))
+        {
+            return Err(component_error(&target, ComponentError::Invalid(invalid)));
         }
         let native = target
             .handle
@@ -310,6 +296,51 @@ async fn publish_in_chunks(
         }));
     }
     out
+}
+
+/// What a component's refusal means to the caller.
+fn component_error(target: &Target<'_>, err: ComponentError) -> PublishError {
+    let (pubsub, topic) = (target.pubsub.to_string(), target.topic.to_string());
+    match err {
+        ComponentError::Invalid(Unpublishable::Metadata { key, value, reason }) => {
+            PublishError::BadMetadata {
+                pubsub,
+                topic,
+                key,
+                value,
+                reason,
+            }
+        }
+        ComponentError::Invalid(Unpublishable::Topic { reason, .. }) => PublishError::BadTopic {
+            pubsub,
+            topic,
+            reason,
+        },
+        ComponentError::OutboxFull {
+            reason,
+            retry_after_secs,
+        } => PublishError::OutboxFull {
+            pubsub,
+            topic,
+            error: reason,
+            retry_after_secs,
+        },
+        ComponentError::Broker(
+            source @ BrokerError::Full {
+                retry_after_secs, ..
+            },
+        ) => PublishError::Busy {
+            pubsub,
+            topic,
+            error: source.to_string(),
+            retry_after_secs,
+        },
+        ComponentError::Broker(source) => PublishError::Broker {
+            pubsub,
+            topic,
+            error: source.to_string(),
+        },
+    }
 }
 
 fn envelope_error(err: EnvelopeError, target: &Target<'_>) -> PublishError {

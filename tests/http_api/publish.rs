@@ -447,3 +447,47 @@ async fn the_default_limit_is_daprd_4_mib_not_axum_2_mib() {
         .await;
     r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "ERR_BODY_TOO_LARGE");
 }
+
+/// What the broker would refuse is refused before anything is stored, as
+/// 400 with daprd's metadata error (or a topic error), never a 500 after
+/// the fact — and, with an outbox in front, never a 204 for an event the
+/// forwarder would then have to drop. RabbitMQ's checks need no I/O, so no
+/// broker has to be reachable for these answers.
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+async fn what_the_broker_would_refuse_is_a_400_before_anything_is_stored() {
+    use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
+    let md = [(
+        "connectionString".to_string(),
+        "amqp://guest:guest@127.0.0.1:9/".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let cfg = RabbitConfig::parse(&md).expect("valid").config;
+    let h = Harness::with_bus(settings(), &[], Arc::new(RabbitMq::start(cfg)));
+    let long_key = "k".repeat(300);
+    for query in [
+        "?metadata.priority=999".to_string(),
+        "?metadata.ttlInSeconds=9223372036854775807".to_string(),
+        format!("?metadata.{long_key}=1"),
+    ] {
+        let r = h
+            .send(request(
+                "POST",
+                &url("orders", &query),
+                Some("text/plain"),
+                "x",
+            ))
+            .await;
+        r.assert_error(StatusCode::BAD_REQUEST, "ERR_PUBSUB_REQUEST_METADATA");
+    }
+    let r = h
+        .send(request(
+            "POST",
+            &url(&"t".repeat(300), ""),
+            Some("text/plain"),
+            "x",
+        ))
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "ERR_PUBSUB_TOPIC_INVALID");
+}

@@ -43,6 +43,7 @@ use self::subscriber::Subscriber;
 use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
+    Unpublishable,
 };
 use crate::config::metadata::MetadataReader;
 use crate::config::model::ComponentSpec;
@@ -89,6 +90,10 @@ impl PubSub for Kafka {
     fn features(&self) -> &[Feature] {
         // Concurrent publishes are batched by the producer into one request.
         &[Feature::BulkPublish]
+    }
+
+    fn check(&self, req: &PublishRequest) -> Result<(), Unpublishable> {
+        publisher::check(req)
     }
 
     async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {

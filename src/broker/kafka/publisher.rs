@@ -17,10 +17,57 @@ use super::binding;
 use super::client_config;
 use super::config::KafkaConfig;
 use super::context::TracingContext;
-use crate::broker::{BrokerError, PublishRequest};
+use crate::broker::{BrokerError, PublishRequest, Unpublishable};
 
 /// Publish metadata naming an explicit partition (daprd's key).
 const PARTITION_NUMBER: &str = "partitionNumber";
+/// Kafka's longest topic name.
+const MAX_TOPIC_LEN: usize = 249;
+
+/// What Kafka would refuse about `req`, without I/O: a topic name over 249
+/// characters or with characters other than letters, digits, `.`, `_` and
+/// `-` (Kafka's rule), or a `partitionNumber` that is not a partition.
+pub fn check(req: &PublishRequest) -> Result<(), Unpublishable> {
+    let topic = &req.topic;
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let reason = if topic.len() > MAX_TOPIC_LEN {
+        Some(format!(
+            "{} characters; Kafka allows at most {MAX_TOPIC_LEN}",
+            topic.len()
+        ))
+    } else if topic.is_empty() || topic == "." || topic == ".." {
+        Some("Kafka does not allow an empty topic, \".\" or \"..\"".to_string())
+    } else if !topic.chars().all(legal) {
+        Some("Kafka topics use only letters, digits, '.', '_' and '-'".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(Unpublishable::Topic {
+            topic: topic.chars().take(64).collect(),
+            reason,
+        });
+    }
+    partition(req).map(drop)
+}
+
+/// `partitionNumber`, when given: a partition index.
+fn partition(req: &PublishRequest) -> Result<Option<i32>, Unpublishable> {
+    req.metadata
+        .get(PARTITION_NUMBER)
+        .map(|p| {
+            p.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| Unpublishable::Metadata {
+                    key: PARTITION_NUMBER.into(),
+                    value: p.chars().take(64).collect(),
+                    reason: "is not a partition number".into(),
+                })
+        })
+        .transpose()
+}
 /// How long topic creation and metadata requests may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause before creating a topic again after a failed attempt, so an
@@ -142,12 +189,7 @@ impl Publisher {
         if let Some(key) = &req.key {
             record = record.key(key.as_str());
         }
-        if let Some(p) = req.metadata.get(PARTITION_NUMBER) {
-            let p: i32 = p.trim().parse().map_err(|_| {
-                BrokerError::Rejected(format!(
-                    "{PARTITION_NUMBER} {p:?} is not a partition number"
-                ))
-            })?;
+        if let Some(p) = partition(&req).map_err(|e| BrokerError::Rejected(e.to_string()))? {
             record = record.partition(p);
         }
         let timeout = Timeout::After(self.cfg.publish_timeout);
@@ -216,5 +258,49 @@ pub fn classify(topic: &str, err: KafkaError) -> BrokerError {
         Some(code) if transient(code) => BrokerError::Unavailable(text),
         Some(_) => BrokerError::Rejected(text),
         None => BrokerError::Unavailable(text),
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::check;
+    use crate::broker::{Metadata, PublishRequest, Unpublishable};
+
+    fn req(topic: &str, md: &[(&str, &str)]) -> PublishRequest {
+        PublishRequest {
+            topic: topic.into(),
+            data: bytes::Bytes::new(),
+            content_type: "text/plain".into(),
+            metadata: md
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Metadata>(),
+            key: None,
+        }
+    }
+
+    /// Kafka refuses these at the broker (a 500 after the fact, or an event
+    /// the outbox could never forward): they are refused up front instead.
+    #[test]
+    fn topics_and_partitions_kafka_refuses_are_found_before_sending() {
+        for ok in ["orders", "a.b_c-1", &"t".repeat(249)] {
+            assert_eq!(check(&req(ok, &[])), Ok(()), "{ok}");
+        }
+        for bad in ["a/b", "", ".", "..", "ünï", &"t".repeat(250)] {
+            assert!(
+                matches!(check(&req(bad, &[])), Err(Unpublishable::Topic { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(check(&req("t", &[("partitionNumber", "3")])), Ok(()));
+        for p in ["x", "-1", "99999999999"] {
+            assert!(
+                matches!(
+                    check(&req("t", &[("partitionNumber", p)])),
+                    Err(Unpublishable::Metadata { .. })
+                ),
+                "{p}"
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ use lapin::BasicProperties;
 use serde_json::{Map, Value};
 
 use super::config::{ContentMode, RabbitConfig};
-use crate::broker::{BrokerError, Metadata, PublishRequest};
+use crate::broker::{BrokerError, Metadata, PublishRequest, Unpublishable};
 use crate::config::metadata::get as meta;
 
 /// Header carrying the publish key (RabbitMQ has no record key).
@@ -58,8 +58,90 @@ pub struct Outgoing {
     pub body: Vec<u8>,
 }
 
+/// Everything about `req` RabbitMQ would refuse, found without I/O: names
+/// over 255 bytes (topic, routing key, metadata keys, content type), a TTL
+/// that is not whole seconds or is past the broker's expiry limit, a
+/// priority outside 0–255. The runtime runs it before anything is stored.
+pub fn check(cfg: &RabbitConfig, req: &PublishRequest) -> Result<(), Unpublishable> {
+    if req.topic.len() > 255 {
+        return Err(Unpublishable::Topic {
+            topic: req.topic.chars().take(64).collect(),
+            reason: format!("{} bytes; RabbitMQ allows at most 255", req.topic.len()),
+        });
+    }
+    let too_long = |key: &str, value: &str, what: &str| Unpublishable::Metadata {
+        key: key.chars().take(64).collect(),
+        value: value.chars().take(64).collect(),
+        reason: format!("{what} is over 255 bytes, RabbitMQ's limit"),
+    };
+    for (k, v) in &req.metadata {
+        if k.len() > 255 {
+            return Err(too_long(k, v, "the key"));
+        }
+    }
+    if let Some(rk) = meta(&req.metadata, "routingKey") {
+        if rk.len() > 255 {
+            return Err(too_long("routingKey", rk, "the routing key"));
+        }
+    }
+    if req.content_type.len() > 255 {
+        return Err(too_long(
+            "contentType",
+            &req.content_type,
+            "the content type",
+        ));
+    }
+    ttl_ms(cfg, &req.metadata)?;
+    priority(&req.metadata)?;
+    Ok(())
+}
+
+/// The per-message expiration: `ttlInSeconds`, else the component default.
+fn ttl_ms(cfg: &RabbitConfig, md: &crate::broker::Metadata) -> Result<Option<u64>, Unpublishable> {
+    let bad = |raw: &str, reason: String| Unpublishable::Metadata {
+        key: "ttlInSeconds".into(),
+        value: raw.chars().take(64).collect(),
+        reason,
+    };
+    let secs = match meta(md, "ttlInSeconds") {
+        Some(raw) => raw
+            .parse::<u64>()
+            .map_err(|_| bad(raw, "is not a whole number of seconds".into()))?,
+        None => match cfg.ttl {
+            Some(d) => d.as_secs().max(1),
+            None => return Ok(None),
+        },
+    };
+    secs.checked_mul(1000)
+        .filter(|ms| *ms <= MAX_TTL_MS)
+        .map(Some)
+        .ok_or_else(|| {
+            bad(
+                &secs.to_string(),
+                format!(
+                    "is more than RabbitMQ accepts ({} seconds)",
+                    MAX_TTL_MS / 1000
+                ),
+            )
+        })
+}
+
+/// `priority`: 0–255.
+fn priority(md: &crate::broker::Metadata) -> Result<Option<u8>, Unpublishable> {
+    meta(md, "priority")
+        .map(|raw| {
+            raw.parse::<u8>().map_err(|_| Unpublishable::Metadata {
+                key: "priority".into(),
+                value: raw.chars().take(64).collect(),
+                reason: "must be a whole number from 0 to 255".into(),
+            })
+        })
+        .transpose()
+}
+
 /// Builds the AMQP message for `req`.
 pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, BrokerError> {
+    check(cfg, req).map_err(|e| BrokerError::Rejected(e.to_string()))?;
     let mut headers = FieldTable::default();
     for (k, v) in &req.metadata {
         if !INTERPRETED.iter().any(|i| i.eq_ignore_ascii_case(k)) {
@@ -89,31 +171,12 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
     if !content_type.is_empty() {
         props = props.with_content_type(short(&content_type, "the content type")?);
     }
-    let ttl = match meta(&req.metadata, "ttlInSeconds") {
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            BrokerError::Rejected(format!(
-                "ttlInSeconds {raw:?} is not a whole number of seconds"
-            ))
-        })?),
-        None => cfg.ttl.map(|d| d.as_secs().max(1)),
-    };
-    if let Some(secs) = ttl {
-        let ms = secs
-            .checked_mul(1000)
-            .filter(|ms| *ms <= MAX_TTL_MS)
-            .ok_or_else(|| {
-                BrokerError::Rejected(format!(
-                    "ttlInSeconds {secs} is more than RabbitMQ accepts ({} seconds)",
-                    MAX_TTL_MS / 1000
-                ))
-            })?;
+    // Checked above; the errors cannot recur, but never unwrap on a request.
+    if let Ok(Some(ms)) = ttl_ms(cfg, &req.metadata) {
         // A decimal number of at most 10 digits: always a valid short string.
         props = props.with_expiration(ms.to_string().into());
     }
-    if let Some(raw) = meta(&req.metadata, "priority") {
-        let p = raw
-            .parse::<u8>()
-            .map_err(|_| BrokerError::Rejected(format!("priority {raw:?} is not 0–255")))?;
+    if let Ok(Some(p)) = priority(&req.metadata) {
         props = props.with_priority(p);
     }
     let routing_key = meta(&req.metadata, "routingKey").unwrap_or(&cfg.routing_key);

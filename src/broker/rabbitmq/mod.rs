@@ -32,6 +32,7 @@ use self::topology::QueuePlan;
 use super::factory::{BuildContext, Factory, Validation};
 use super::{
     BrokerError, Feature, Handler, PubSub, PublishRequest, SubscribeRequest, Subscription,
+    Unpublishable,
 };
 use crate::config::model::ComponentSpec;
 
@@ -102,6 +103,10 @@ impl PubSub for RabbitMq {
             return Err(BrokerError::Closed);
         }
         self.publisher.publish(&req).await
+    }
+
+    fn check(&self, req: &PublishRequest) -> Result<(), Unpublishable> {
+        codec::check(&self.cfg, req)
     }
 
     async fn subscribe(
