@@ -172,6 +172,15 @@ impl ComponentHandle {
         self.pubsub.close().await
     }
 
+    /// True when publishes are accepted while the broker is away (the
+    /// component has a publish outbox).
+    pub fn buffers_while_away(&self) -> bool {
+        #[cfg(feature = "embedded")]
+        return self.outbox.is_some();
+        #[cfg(not(feature = "embedded"))]
+        false
+    }
+
     /// The consumer group of this app's subscriptions: component
     /// `consumerGroup`, else `consumerID`, else the app id (so replicas of
     /// one app compete and different apps each get a copy).

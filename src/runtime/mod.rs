@@ -7,6 +7,7 @@
 
 mod component;
 mod error;
+mod health;
 pub mod publish;
 pub mod scopes;
 pub mod start;

@@ -202,3 +202,39 @@ async fn api_token_guards_everything_but_healthz() {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{uri} is exempt");
     }
 }
+
+/// `/v1.0/healthz/outbound` answered 204 while the broker was unreachable,
+/// and the first publish then waited seconds: outbound health now asks each
+/// component (a component with an outbox accepts publishes anyway).
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+async fn outbound_health_is_not_ready_while_the_broker_is_unreachable() {
+    use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
+    use std::sync::Arc;
+    // Port 9 (discard) has no AMQP broker: the connection never comes up.
+    let md = [(
+        "connectionString".to_string(),
+        "amqp://guest:guest@127.0.0.1:9/".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let cfg = RabbitConfig::parse(&md).expect("valid").config;
+    let h = Harness::with_bus(settings(), &[], Arc::new(RabbitMq::start(cfg)));
+    let r = h
+        .send(request("GET", "/v1.0/healthz/outbound", None, ""))
+        .await;
+    let body = r.assert_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_OUTBOUND_HEALTH_NOT_READY",
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("ps")),
+        "{body}"
+    );
+    // A reachable component is outbound-ready, as before.
+    let plain = Harness::plain();
+    let r = plain
+        .send(request("GET", "/v1.0/healthz/outbound", None, ""))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}

@@ -31,13 +31,12 @@ pub(super) async fn healthz(
     }
 }
 
-/// Components initialized: publishing works (does not wait for the app).
+/// Publishing works now: components initialized and each able to take an
+/// event (its broker reachable, or an outbox in front). Does not wait for
+/// the app.
 pub(super) async fn outbound(State(rt): State<Arc<Runtime>>) -> Result<StatusCode, ApiError> {
-    if rt.readiness.outbound() {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::OutboundNotReady(
-            "components are not initialized yet".into(),
-        ))
-    }
+    rt.outbound_health()
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(ApiError::OutboundNotReady)
 }
