@@ -102,6 +102,21 @@ impl PubSub for Flaky {
     }
 }
 
+/// A RabbitMQ component pointed at a port with no broker (9, discard): its
+/// connection never comes up, and its request checks need no I/O.
+#[cfg(feature = "rabbitmq")]
+pub fn unreachable_rabbitmq() -> Arc<dyn PubSub> {
+    use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
+    let md = [(
+        "connectionString".to_string(),
+        "amqp://guest:guest@127.0.0.1:9/".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let cfg = RabbitConfig::parse(&md).expect("valid").config;
+    Arc::new(RabbitMq::start(cfg))
+}
+
 /// A runtime plus the component behind pubsub `ps`.
 pub struct Harness {
     /// The runtime under test.

@@ -209,17 +209,7 @@ async fn api_token_guards_everything_but_healthz() {
 #[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn outbound_health_is_not_ready_while_the_broker_is_unreachable() {
-    use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
-    use std::sync::Arc;
-    // Port 9 (discard) has no AMQP broker: the connection never comes up.
-    let md = [(
-        "connectionString".to_string(),
-        "amqp://guest:guest@127.0.0.1:9/".to_string(),
-    )]
-    .into_iter()
-    .collect();
-    let cfg = RabbitConfig::parse(&md).expect("valid").config;
-    let h = Harness::with_bus(settings(), &[], Arc::new(RabbitMq::start(cfg)));
+    let h = Harness::with_bus(settings(), &[], super::unreachable_rabbitmq());
     let r = h
         .send(request("GET", "/v1.0/healthz/outbound", None, ""))
         .await;

@@ -456,15 +456,7 @@ async fn the_default_limit_is_daprd_4_mib_not_axum_2_mib() {
 #[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn what_the_broker_would_refuse_is_a_400_before_anything_is_stored() {
-    use sidebus::broker::rabbitmq::{RabbitConfig, RabbitMq};
-    let md = [(
-        "connectionString".to_string(),
-        "amqp://guest:guest@127.0.0.1:9/".to_string(),
-    )]
-    .into_iter()
-    .collect();
-    let cfg = RabbitConfig::parse(&md).expect("valid").config;
-    let h = Harness::with_bus(settings(), &[], Arc::new(RabbitMq::start(cfg)));
+    let h = Harness::with_bus(settings(), &[], super::unreachable_rabbitmq());
     let long_key = "k".repeat(300);
     for query in [
         "?metadata.priority=999".to_string(),
