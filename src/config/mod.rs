@@ -14,6 +14,7 @@ pub mod model;
 
 pub use flags::{Cli, Command, Settings};
 pub use model::{ComponentSpec, Resources, SubscriptionSpec};
+pub mod cel;
 pub mod duration;
 pub mod error;
 pub mod metadata;

@@ -1,6 +1,5 @@
-//! The engine of `sidebus validate`, and the CEL check shared by every
-//! origin of a setting (declarative YAML, `GET /dapr/subscribe`, streaming
-//! subscriptions). Subscription metadata is checked by
+//! The engine of `sidebus validate`. CEL expressions are checked by
+//! [`cel::check`](crate::config::cel::check); subscription metadata by
 //! [`SubscriptionOptions::parse`](crate::config::subscription::SubscriptionOptions::parse),
 //! the same parser delivery uses at run time.
 
@@ -13,22 +12,6 @@ use crate::config::resources::{self, ComponentTypes};
 /// Exit code for configuration errors (`EX_CONFIG` from sysexits.h), for
 /// `sidebus validate` and for a start-up refused by its configuration.
 pub const EXIT_CONFIG: u8 = 78;
-
-/// Compiles a CEL expression (routing `match`, breaker `trip`); the error
-/// is the compiler's text on one line. Empty is valid (means "always").
-pub fn cel(expr: &str) -> Result<(), String> {
-    if expr.trim().is_empty() {
-        return Ok(());
-    }
-    cel::Program::compile(expr).map(|_| ()).map_err(|e| {
-        let msgs: Vec<String> = e
-            .errors
-            .iter()
-            .map(|p| format!("{} (line {}, column {})", p.msg, p.pos.0, p.pos.1))
-            .collect();
-        format!("CEL does not compile: {}", msgs.join("; "))
-    })
-}
 
 /// What `sidebus validate` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,15 +110,6 @@ mod tests {
         fn validate(&self, _: &ComponentSpec) -> Option<Validation> {
             None
         }
-    }
-
-    #[test]
-    fn cel_compiles_or_explains() {
-        assert_eq!(cel(r#"event.type == "widget""#), Ok(()));
-        assert_eq!(cel(""), Ok(()));
-        let err = cel("event.type ==").unwrap_err();
-        assert!(err.starts_with("CEL does not compile: "), "{err}");
-        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

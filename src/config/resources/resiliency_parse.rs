@@ -11,7 +11,7 @@ use super::resiliency::{
     RetryPolicy, StatusMatching, TargetPolicies,
 };
 use crate::config::model::ResiliencySpec;
-use crate::config::{duration, validate};
+use crate::config::{cel, duration};
 
 /// The entries of the mapping at a dotted path (empty when absent).
 pub(crate) fn map_at<'a>(v: &'a Value, dotted: &str) -> Vec<(&'a String, &'a Value)> {
@@ -181,7 +181,7 @@ pub(crate) fn breaker(
     let trip = str_at(v, "trip")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| "consecutiveFailures > 5".to_string());
-    if let Err(reason) = validate::cel(&trip) {
+    if let Err(reason) = cel::check(&trip) {
         problems.push(PolicyProblem::new(&format!("{field}.trip"), &trip, reason));
     }
     let policy = CircuitBreakerPolicy {

@@ -5,10 +5,10 @@ use serde_yaml_ng::Value;
 
 use super::documents::{self, describe, entries, get, items, scalar};
 use super::{Header, Sink};
+use crate::config::cel;
 use crate::config::metadata::{parse_go_bool, Metadata};
 use crate::config::model::{BulkSubscribe, RouteRule, SubscriptionKind, SubscriptionSpec};
 use crate::config::subscription::SubscriptionOptions;
-use crate::config::validate;
 
 /// Largest `bulkSubscribe.maxMessagesCount` we accept.
 const MAX_BULK_MESSAGES: i64 = 10_000;
@@ -95,7 +95,7 @@ fn routes(header: &Header, value: &Value, sink: &mut Sink) -> Vec<RouteRule> {
                 if path.is_empty() {
                     sink.error(header, &format!("{field}.path"), "", "is required");
                 }
-                if let Err(reason) = validate::cel(&match_expr) {
+                if let Err(reason) = cel::check(&match_expr) {
                     sink.error(header, &format!("{field}.match"), &match_expr, reason);
                 }
                 rules.push(RouteRule { match_expr, path });
