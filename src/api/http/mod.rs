@@ -156,8 +156,9 @@ pub(crate) fn split_pubsub_topic(rest: &str) -> (&str, &str) {
 /// query it cannot decode (400). Those are rendered again here; the `Allow`
 /// header of a 405 is kept.
 async fn json_errors(req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    // Cheap to keep (a standard method is a tag, a Uri shares its bytes);
+    // turned into text only for an error.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp
@@ -169,7 +170,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
     }
     let (parts, body) = resp.into_parts();
     let err = if status == StatusCode::METHOD_NOT_ALLOWED {
-        ApiError::MethodNotAllowed { method, path }
+        ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+        }
     } else {
         // axum's rejection text says what could not be decoded; it is
         // short, but bound it anyway.

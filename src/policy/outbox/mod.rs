@@ -7,7 +7,10 @@
 //! `buffered: true`), and a [forwarder](forwarder::Forwarder) sends it once
 //! the broker is back. While anything is buffered, every new publish of the
 //! component is buffered too, so the broker sees events in publish order
-//! (per key, per topic, and across the component).
+//! (per key, per topic, and across the component). Events of one key that
+//! are published concurrently go through the direct path one at a time:
+//! otherwise a slow first one could end up buffered while a later one
+//! reached the broker directly, ahead of it.
 
 pub mod config;
 pub mod forwarder;
@@ -15,6 +18,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +70,49 @@ pub struct Outbox {
     store: Arc<Store>,
     cancel: CancellationToken,
     forwarder: Mutex<Option<JoinHandle<()>>>,
+    keys: KeyTurns,
+}
+
+/// One turn at a time per (topic, key) on the direct path. Entries exist
+/// only while some publish of that key is in flight, so the map is bounded
+/// by the publishes in flight.
+#[derive(Default)]
+struct KeyTurns(std::sync::Mutex<HashMap<KeyId, Arc<Mutex<()>>>>);
+
+/// A key's identity: (topic, key).
+type KeyId = (String, String);
+
+impl KeyTurns {
+    /// The turn of `req`'s key (`None` for unkeyed events, which carry no
+    /// order among themselves).
+    fn turn(&self, req: &PublishRequest) -> Option<Turn<'_>> {
+        let id = (req.topic.clone(), req.key.clone()?);
+        let mut turns = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = turns.entry(id.clone()).or_default().clone();
+        Some(Turn {
+            turns: self,
+            id,
+            lock,
+        })
+    }
+}
+
+/// A publish's claim on its key; dropping it (also when the publish is
+/// abandoned midway) forgets the key once nobody else wants it.
+struct Turn<'a> {
+    turns: &'a KeyTurns,
+    id: KeyId,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = self.turns.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's copy and ours: nobody else holds or waits for it.
+        if Arc::strong_count(&self.lock) == 2 {
+            turns.remove(&self.id);
+        }
+    }
 }
 
 impl Outbox {
@@ -102,6 +149,7 @@ impl Outbox {
             store,
             cancel,
             forwarder: Mutex::new(Some(task)),
+            keys: KeyTurns::default(),
         })
     }
 
@@ -132,6 +180,16 @@ impl Outbox {
     /// Publishes one event: straight to the broker while it answers and
     /// nothing is buffered, else into the durable log (`buffered`).
     pub async fn publish(&self, req: PublishRequest) -> Result<Receipt, OutboxError> {
+        let Some(turn) = self.keys.turn(&req) else {
+            return self.publish_in_turn(req).await;
+        };
+        let _held = turn.lock.lock().await;
+        self.publish_in_turn(req).await
+    }
+
+    /// [`publish`](Self::publish) once no earlier publish of the same key
+    /// is still deciding between the broker and the log.
+    async fn publish_in_turn(&self, req: PublishRequest) -> Result<Receipt, OutboxError> {
         // A backlog means older events are still on their way: going direct
         // now could overtake them.
         if self.store.depth().events == 0 {

@@ -238,3 +238,86 @@ async fn permanent_errors_reach_the_caller_unbuffered() {
     assert_eq!(ob.depth().events, 0);
     ob.close().await;
 }
+
+/// The first attempt of each body in `slow` never gets a confirm (the
+/// outbox's direct timeout gives up on it); everything else is taken.
+#[derive(Default)]
+struct SlowOnce {
+    slow: Mutex<Vec<String>>,
+    attempts: std::sync::atomic::AtomicUsize,
+    got: Mutex<Vec<(Option<String>, String)>>,
+}
+
+#[async_trait]
+impl PubSub for SlowOnce {
+    fn features(&self) -> &[Feature] {
+        &[]
+    }
+    async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let body = String::from_utf8_lossy(&req.data).into_owned();
+        let hang = {
+            let mut slow = self.slow.lock().expect("lock");
+            let hit = slow.iter().position(|b| *b == body);
+            hit.map(|i| slow.remove(i)).is_some()
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        self.got.lock().expect("lock").push((req.key, body));
+        Ok(())
+    }
+    async fn subscribe(
+        &self,
+        _req: SubscribeRequest,
+        _handler: Arc<dyn Handler>,
+    ) -> Result<Subscription, BrokerError> {
+        Err(BrokerError::Rejected("no subscriptions".into()))
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+    async fn close(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+/// Two publishes of one key in flight together: the first gets no confirm
+/// in time and is buffered. Before, the second saw an empty outbox, went
+/// straight to the broker and arrived first; now it waits for the first to
+/// settle and is buffered behind it.
+#[tokio::test]
+async fn a_slow_publish_is_not_overtaken_by_a_later_one_of_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Arc::new(SlowOnce::default());
+    broker.slow.lock().expect("lock").push("k1".into());
+    let mut config = cfg(dir.path(), 1 << 20);
+    config.direct_timeout = Duration::from_millis(200);
+    let ob = Arc::new(Outbox::open(config, broker.clone()).await.expect("open"));
+    let first = tokio::spawn({
+        let ob = ob.clone();
+        async move { ob.publish(req("k", "k1".into())).await }
+    });
+    wait_for("the first direct attempt", || {
+        broker.attempts.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let second = ob.publish(req("k", "k2".into())).await.expect("publish");
+    let first = first.await.expect("join").expect("publish");
+    assert!(first.buffered, "the unconfirmed first publish is buffered");
+    assert!(
+        second.buffered,
+        "the second waits its turn and queues behind it"
+    );
+    wait_for("the backlog to drain", || ob.depth().events == 0).await;
+    let got = broker.got.lock().expect("lock").clone();
+    assert_eq!(
+        per_key(&got, "k"),
+        ["k1", "k2"],
+        "sent=2 acknowledged=2 order kept"
+    );
+    assert!(
+        ob.keys.0.lock().expect("lock").is_empty(),
+        "no key left behind"
+    );
+}
