@@ -3,9 +3,15 @@
 //! `TopicEventRequest` a gRPC app would get; the client answers with
 //! `event_processed{id, status}`, matched here by CloudEvent id. The gRPC
 //! edge only moves messages between its tonic stream and this channel.
+//!
+//! A client that stops answering (half-open, hung) would hold its share of
+//! the topic forever: an event not answered within the answer timeout is
+//! retried and the stream is closed, so the subscription ends and the
+//! broker hands its events to the group's other members.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -25,17 +31,30 @@ pub struct AppStream<T> {
     /// subscription's in-flight bound: one entry per delivery in progress.
     pending: Mutex<HashMap<String, oneshot::Sender<AppResult>>>,
     gone: CancellationToken,
+    answer_timeout: Duration,
 }
 
 impl<T: Send + 'static> AppStream<T> {
-    /// A channel sending events on `out`, each made by `wrap`.
-    pub fn new(out: mpsc::Sender<T>, wrap: fn(TopicEventRequest) -> T) -> Self {
+    /// A channel sending events on `out`, each made by `wrap`; an event
+    /// not answered within `answer_timeout` closes the channel.
+    pub fn new(
+        out: mpsc::Sender<T>,
+        wrap: fn(TopicEventRequest) -> T,
+        answer_timeout: Duration,
+    ) -> Self {
         Self {
             out,
             wrap,
             pending: Mutex::new(HashMap::new()),
             gone: CancellationToken::new(),
+            answer_timeout,
         }
+    }
+
+    /// Resolves once the channel is closed: by [`close`](Self::close), or
+    /// because the client left an event unanswered too long.
+    pub async fn closed(&self) {
+        self.gone.cancelled().await;
     }
 
     /// Hands the client's answer to the delivery waiting for it; `false` when
@@ -99,7 +118,15 @@ impl<T: Send + 'static> AppChannel for AppStream<T> {
                 self.forget(&id);
                 closed()
             }
-            r = rx => r.unwrap_or_else(|_| closed()),
+            r = tokio::time::timeout(self.answer_timeout, rx) => match r {
+                Ok(answer) => answer.unwrap_or_else(|_| closed()),
+                Err(_) => {
+                    self.forget(&id);
+                    tracing::warn!(id = %id, timeout_s = self.answer_timeout.as_secs(), "No answer from the subscription stream in time; closing it so its events go elsewhere.");
+                    self.gone.cancel();
+                    AppResult::Retry(format!("no answer within {:?}", self.answer_timeout))
+                }
+            },
         }
     }
 
@@ -110,5 +137,68 @@ impl<T: Send + 'static> AppChannel for AppStream<T> {
             out.push((entry.entry_id.clone(), self.deliver(&entry.event).await));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn event(id: &str) -> AppEvent {
+        let mut event = crate::envelope::Event::new();
+        event.insert("id".into(), id.into());
+        AppEvent {
+            pubsub_name: "ps".into(),
+            topic: "t".into(),
+            path: "/".into(),
+            body: Bytes::new(),
+            event,
+            metadata: Default::default(),
+        }
+    }
+
+    /// A client that never answers held its events (and the partitions
+    /// behind them) forever; now the event is retried after the answer
+    /// timeout and the stream is closed.
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_event_is_retried_and_closes_the_stream() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let stream = AppStream::new(tx, |m| m, Duration::from_secs(60));
+        let start = tokio::time::Instant::now();
+        let result = stream.deliver(&event("e1")).await;
+        assert!(matches!(result, AppResult::Retry(_)), "{result:?}");
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
+        assert_eq!(rx.recv().await.map(|m| m.id), Some("e1".to_string()));
+        tokio::time::timeout(Duration::from_millis(1), stream.closed())
+            .await
+            .expect("the stream is closed");
+        assert!(
+            stream.pending.lock().expect("lock").is_empty(),
+            "nothing left pending"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_in_time_is_the_result() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let stream = std::sync::Arc::new(AppStream::new(tx, |m| m, Duration::from_secs(60)));
+        let answering = {
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                let msg = rx.recv().await.expect("event");
+                tokio::time::sleep(Duration::from_secs(59)).await;
+                stream.answer(SubscribeTopicEventsRequestProcessedAlpha1 {
+                    id: msg.id,
+                    status: None,
+                })
+            })
+        };
+        assert_eq!(stream.deliver(&event("e2")).await, AppResult::Success);
+        assert!(answering.await.expect("join"));
     }
 }

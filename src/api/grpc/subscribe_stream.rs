@@ -67,6 +67,13 @@ const STREAM_PATH: &str = "/";
 const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Longest wait to hand the final status to a client that stopped reading.
 const FINAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a client may take to send `initial_request`.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an event may wait for its `event_processed`; then it is retried
+/// and the stream closed (a hung client must not hold its partitions).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most streaming subscriptions one sidecar serves at once.
+pub const MAX_STREAMS: usize = 256;
 
 /// Checks the initial request and turns it into a subscription spec.
 fn spec_for(
@@ -120,7 +127,14 @@ pub(super) async fn subscribe(
     rt: Arc<Runtime>,
     mut inbound: Streaming<SubscribeTopicEventsRequestAlpha1>,
 ) -> Result<EventStream, Status> {
-    let first = inbound.message().await?;
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no initial_request within {}s",
+                FIRST_MESSAGE_TIMEOUT.as_secs()
+            ))
+        })??;
     let init = match first.and_then(|m| m.subscribe_topic_events_request_type) {
         Some(Req::InitialRequest(init)) => init,
         _ => {
@@ -130,6 +144,18 @@ pub(super) async fn subscribe(
         }
     };
     let (spec, opts) = spec_for(&rt, init)?;
+    let streams = rt
+        .subscriptions
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|s| s.kind == SubscriptionKind::Streaming)
+        .count();
+    if streams >= MAX_STREAMS {
+        return Err(Status::resource_exhausted(format!(
+            "this sidecar already serves {MAX_STREAMS} streaming subscriptions"
+        )));
+    }
     // One slot per in-flight event plus the initial response and a final
     // error: the channel never holds more than the dispatcher lets out.
     let (tx, rx) = mpsc::channel(opts.max_in_flight.saturating_add(2));
@@ -141,7 +167,11 @@ pub(super) async fn subscribe(
     tx.send(Ok(initial))
         .await
         .map_err(|_| Status::cancelled("the client went away"))?;
-    let channel = Arc::new(StreamChannel::new(tx.clone(), event_message));
+    let channel = Arc::new(StreamChannel::new(
+        tx.clone(),
+        event_message,
+        ANSWER_TIMEOUT,
+    ));
     let subscriber = Subscriber::new(rt.clone(), channel.clone());
     tracing::info!(pubsub = %spec.pubsub_name, topic = %spec.topic, name = %spec.name,
         "Streaming subscription started.");
@@ -156,6 +186,12 @@ pub(super) async fn subscribe(
                 false
             }
             _ = tx.closed() => false,
+            _ = channel.closed() => {
+                send_final(&tx, Status::deadline_exceeded(format!(
+                    "an event was not answered within {}s", ANSWER_TIMEOUT.as_secs()
+                ))).await;
+                false
+            }
             _ = rt.shutdown.cancelled() => true,
         };
         if stopping {
