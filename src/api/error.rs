@@ -85,19 +85,14 @@ pub enum ApiError {
         path: String,
     },
     /// The route exists, but not for this method.
-    #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed {
-        /// Request method.
-        method: String,
-        /// Request path.
-        path: String,
-    },
+    #[error("this method is not allowed on this route; the Allow header lists those that are")]
+    MethodNotAllowed,
     /// An extended metadata attribute over its bounds (count, key or value size).
     #[error("{0}")]
     MetadataLimit(String),
     /// The path or query could not be decoded (bad percent-encoding, …).
-    #[error("malformed request URL: {0}")]
-    MalformedUrl(String),
+    #[error("the request path or query could not be decoded")]
+    MalformedUrl,
 }
 
 impl ApiError {
@@ -117,10 +112,10 @@ impl ApiError {
                 P::CloudEvent { .. } | P::Broker { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 P::OutboxFull { .. } | P::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
-            ApiError::MalformedRequest(_)
-            | ApiError::MalformedUrl(_)
-            | ApiError::MetadataLimit(_) => StatusCode::BAD_REQUEST,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MalformedRequest(_) | ApiError::MalformedUrl | ApiError::MetadataLimit(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::HealthNotReady(_)
             | ApiError::OutboundNotReady(_)
@@ -155,8 +150,8 @@ impl ApiError {
             ApiError::AppIdMismatch => "ERR_HEALTH_APPID_NOT_MATCH",
             ApiError::MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
             ApiError::RouteNotFound { .. } => "ERR_ROUTE_NOT_FOUND",
-            ApiError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
-            ApiError::MalformedUrl(_) => "ERR_MALFORMED_REQUEST",
+            ApiError::MethodNotAllowed => "ERR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl => "ERR_MALFORMED_REQUEST",
             ApiError::MetadataLimit(_) => "ERR_METADATA_LIMIT",
         }
     }
@@ -186,8 +181,8 @@ impl ApiError {
             ApiError::AppIdMismatch => "DAPR_HEALTH_APPID_NOT_MATCH",
             ApiError::MalformedRequest(_) => "DAPR_MALFORMED_REQUEST",
             ApiError::RouteNotFound { .. } => "DAPR_ROUTE_NOT_FOUND",
-            ApiError::MethodNotAllowed { .. } => "DAPR_METHOD_NOT_ALLOWED",
-            ApiError::MalformedUrl(_) => "DAPR_MALFORMED_REQUEST",
+            ApiError::MethodNotAllowed => "DAPR_METHOD_NOT_ALLOWED",
+            ApiError::MalformedUrl => "DAPR_MALFORMED_REQUEST",
             ApiError::MetadataLimit(_) => "DAPR_METADATA_LIMIT",
         }
     }
@@ -215,8 +210,8 @@ impl ApiError {
             ApiError::Unauthorized => grpc::UNAUTHENTICATED,
             ApiError::HealthNotReady(_) | ApiError::OutboundNotReady(_) => grpc::UNAVAILABLE,
             ApiError::RouteNotFound { .. } => grpc::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => grpc::UNIMPLEMENTED,
-            ApiError::MalformedUrl(_) => grpc::INVALID_ARGUMENT,
+            ApiError::MethodNotAllowed => grpc::UNIMPLEMENTED,
+            ApiError::MalformedUrl => grpc::INVALID_ARGUMENT,
             ApiError::MetadataLimit(_) => grpc::RESOURCE_EXHAUSTED,
         }
     }

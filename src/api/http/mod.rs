@@ -51,7 +51,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/v1.0/shutdown", post(shutdown::shutdown))
         .fallback(any(not_found))
         .layer(middleware::from_fn_with_state(runtime.clone(), check_token))
-        .layer(middleware::from_fn(json_errors))
+        .layer(tower::util::MapResponseLayer::new(json_errors))
         .with_state(runtime)
 }
 
@@ -153,13 +153,10 @@ pub(crate) fn split_pubsub_topic(rest: &str) -> (&str, &str) {
 /// Every error the API returns carries daprd's JSON body with an
 /// `errorCode`. axum answers a few requests itself, as plain text or with no
 /// body at all: a known route called with another method (405), a path or
-/// query it cannot decode (400). Those are rendered again here; the `Allow`
-/// header of a 405 is kept.
-async fn json_errors(req: Request, next: Next) -> Response {
-    // Cheap to keep (a standard method is a tag, a Uri shares its bytes);
-    // turned into text only for an error.
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let resp = next.run(req).await;
+/// query it cannot decode (400). Those are rendered again here, keeping a
+/// 405's `Allow` header. A plain function over the response (no boxed
+/// middleware future), because it runs on every request.
+fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()
@@ -168,20 +165,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }
-    let (parts, body) = resp.into_parts();
     let err = if status == StatusCode::METHOD_NOT_ALLOWED {
-        ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: uri.path().to_string(),
-        }
+        ApiError::MethodNotAllowed
     } else {
-        // axum's rejection text says what could not be decoded; it is
-        // short, but bound it anyway.
-        let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
-        ApiError::MalformedUrl(String::from_utf8_lossy(&text).into_owned())
+        ApiError::MalformedUrl
     };
     let mut out = err.into_response();
-    if let Some(allow) = parts.headers.get(ALLOW) {
+    if let Some(allow) = resp.headers().get(ALLOW) {
         out.headers_mut().insert(ALLOW, allow.clone());
     }
     out
@@ -237,7 +227,9 @@ mod tests {
             let (status, headers, body) = call(method, path).await;
             assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             assert_eq!(body["errorCode"], "ERR_METHOD_NOT_ALLOWED", "{body}");
-            assert!(body["message"].as_str().is_some_and(|m| m.contains(method)));
+            assert!(body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Allow")));
             assert!(headers.get(ALLOW).is_some(), "Allow kept: {headers:?}");
         }
     }
