@@ -208,6 +208,10 @@ impl PubSub for InMemory {
             return Err(BrokerError::Closed);
         }
         let groups = self.topics.groups(&req.topic);
+        if groups.is_empty() {
+            // Nobody reads the topic: discarded, as daprd's in-memory does.
+            return Ok(());
+        }
         // Room in every group first, so a full group leaves no copy behind
         // in the others (a retried publish would duplicate it there).
         let len = req.data.len();
