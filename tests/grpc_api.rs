@@ -323,6 +323,67 @@ async fn api_token_is_required_on_every_call() {
     a.client.publish_event(right).await.expect("token accepted");
 }
 
+/// Token coverage: every RPC of the sidecar API, streaming included, is
+/// refused without the token, and a refused call changed nothing. A new RPC
+/// belongs in this list.
+#[tokio::test]
+async fn every_rpc_is_refused_without_the_token() {
+    let a = api(Some("s3cret")).await;
+    let mut c = a.client.clone();
+    let bulk = || BulkPublishRequest {
+        pubsub_name: "pubsub".into(),
+        topic: "t".into(),
+        entries: Vec::new(),
+        metadata: Default::default(),
+    };
+    let codes = [
+        (
+            "PublishEvent",
+            c.publish_event(publish_req("pubsub", "t", "x"))
+                .await
+                .map(drop),
+        ),
+        (
+            "BulkPublishEvent",
+            c.bulk_publish_event(bulk()).await.map(drop),
+        ),
+        (
+            "BulkPublishEventAlpha1",
+            c.bulk_publish_event_alpha1(bulk()).await.map(drop),
+        ),
+        (
+            "GetMetadata",
+            c.get_metadata(GetMetadataRequest {}).await.map(drop),
+        ),
+        (
+            "SetMetadata",
+            c.set_metadata(SetMetadataRequest {
+                key: "k".into(),
+                value: "v".into(),
+            })
+            .await
+            .map(drop),
+        ),
+        ("Shutdown", c.shutdown(ShutdownRequest {}).await.map(drop)),
+        (
+            "SubscribeTopicEventsAlpha1",
+            open(&a, initial("t", &[])).await.map(drop),
+        ),
+    ];
+    for (rpc, result) in codes {
+        let code = result.err().map(|s| s.code());
+        assert_eq!(code, Some(Code::Unauthenticated), "{rpc}");
+    }
+    assert!(
+        !a.rt.shutdown.is_cancelled(),
+        "a refused Shutdown did nothing"
+    );
+    assert!(
+        a.rt.extended_metadata.read().unwrap().is_empty(),
+        "a refused SetMetadata did nothing"
+    );
+}
+
 #[tokio::test]
 async fn other_methods_are_unimplemented() {
     let a = api(None).await;

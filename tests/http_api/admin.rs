@@ -228,3 +228,41 @@ async fn outbound_health_is_not_ready_while_the_broker_is_unreachable() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+/// Token coverage: every route of the HTTP API but the two health probes
+/// is refused without the token, and a refused call changed nothing. A new
+/// route belongs in this list.
+#[tokio::test]
+async fn every_route_is_refused_without_the_token() {
+    let h = Harness::with(
+        Settings {
+            api_token: Some("s3cret".into()),
+            ..settings()
+        },
+        &[],
+    );
+    let routes = [
+        ("POST", "/v1.0/publish/ps/t"),
+        ("PUT", "/v1.0/publish/ps/t"),
+        ("POST", "/v1.0-alpha1/publish/bulk/ps/t"),
+        ("PUT", "/v1.0-alpha1/publish/bulk/ps/t"),
+        ("POST", "/v1.0/publish/bulk/ps/t"),
+        ("PUT", "/v1.0/publish/bulk/ps/t"),
+        ("GET", "/v1.0/metadata"),
+        ("PUT", "/v1.0/metadata/k"),
+        ("POST", "/v1.0/shutdown"),
+        ("GET", "/v1.0/no-such-route"),
+    ];
+    for (method, uri) in routes {
+        let r = h.send(with_token(method, uri, None)).await;
+        r.assert_error(StatusCode::UNAUTHORIZED, "ERR_UNAUTHORIZED");
+    }
+    assert!(
+        !h.rt.shutdown.is_cancelled(),
+        "a refused shutdown did nothing"
+    );
+    assert!(
+        h.rt.extended_metadata.read().unwrap().is_empty(),
+        "a refused PUT /v1.0/metadata did nothing"
+    );
+}
