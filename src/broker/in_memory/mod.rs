@@ -83,10 +83,9 @@ impl Group {
         }
     }
 
-    /// Waits for room for an event of `len` bytes (an event larger than the
-    /// whole byte budget is charged the whole budget, so it fits alone).
+    /// Waits for room for an event of `len` bytes.
     async fn room(&self, len: usize) -> Option<Room> {
-        let len = u32::try_from(len.min(GROUP_MAX_BYTES)).unwrap_or(u32::MAX);
+        let len = byte_permits(len);
         let event = self.events.clone().acquire_owned().await.ok()?;
         let bytes = self.bytes.clone().acquire_many_owned(len).await.ok()?;
         Some(Room {
@@ -97,7 +96,7 @@ impl Group {
 
     /// Room for an event of `len` bytes if there is some now.
     fn room_now(&self, len: usize) -> Option<Room> {
-        let len = u32::try_from(len.min(GROUP_MAX_BYTES)).unwrap_or(u32::MAX);
+        let len = byte_permits(len);
         let event = self.events.clone().try_acquire_owned().ok()?;
         let bytes = self.bytes.clone().try_acquire_many_owned(len).ok()?;
         Some(Room {
@@ -115,6 +114,12 @@ impl Group {
             self.room_now(len)
         }
     }
+}
+
+/// Byte permits an event of `len` bytes takes: an event larger than the
+/// whole budget is charged the whole budget, so it fits alone.
+fn byte_permits(len: usize) -> u32 {
+    u32::try_from(len.min(GROUP_MAX_BYTES)).unwrap_or(u32::MAX)
 }
 
 /// The in-memory bus: topic → consumer group → queue.

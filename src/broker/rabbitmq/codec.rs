@@ -141,7 +141,10 @@ fn priority(md: &crate::broker::Metadata) -> Result<Option<u8>, Unpublishable> {
 
 /// Builds the AMQP message for `req`.
 pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, BrokerError> {
-    check(cfg, req).map_err(|e| BrokerError::Rejected(e.to_string()))?;
+    // The runtime ran `check` before storing the event; what it checks is
+    // refused here again as it is read, for events stored before it (an
+    // outbox written by an older version).
+    let rejected = |e: Unpublishable| BrokerError::Rejected(e.to_string());
     let mut headers = FieldTable::default();
     for (k, v) in &req.metadata {
         if !INTERPRETED.iter().any(|i| i.eq_ignore_ascii_case(k)) {
@@ -171,12 +174,11 @@ pub fn encode(cfg: &RabbitConfig, req: &PublishRequest) -> Result<Outgoing, Brok
     if !content_type.is_empty() {
         props = props.with_content_type(short(&content_type, "the content type")?);
     }
-    // Checked above; the errors cannot recur, but never unwrap on a request.
-    if let Ok(Some(ms)) = ttl_ms(cfg, &req.metadata) {
+    if let Some(ms) = ttl_ms(cfg, &req.metadata).map_err(rejected)? {
         // A decimal number of at most 10 digits: always a valid short string.
         props = props.with_expiration(ms.to_string().into());
     }
-    if let Ok(Some(p)) = priority(&req.metadata) {
+    if let Some(p) = priority(&req.metadata).map_err(rejected)? {
         props = props.with_priority(p);
     }
     let routing_key = meta(&req.metadata, "routingKey").unwrap_or(&cfg.routing_key);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lapin::uri::{AMQPScheme, AMQPUri};
 
-pub use super::uri::{describe, redact};
+pub use super::uri::describe;
 
 use crate::config::metadata::{Metadata, MetadataReader, Parsed, Validation};
 use crate::config::Secret;

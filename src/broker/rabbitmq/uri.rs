@@ -3,7 +3,7 @@
 
 use lapin::uri::{AMQPScheme, AMQPUri};
 
-use crate::config::metadata::{MetadataReader as Reader, SECRET_MASK};
+use crate::config::metadata::MetadataReader as Reader;
 
 /// Every broker URI the metadata names, in the order to try them.
 pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
@@ -13,10 +13,11 @@ pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
             match part.parse::<AMQPUri>() {
                 Ok(u) => uris.push(u),
                 // The parser's own text may quote the input, password
-                // included: say what is expected instead.
+                // included: say what is expected instead. The reader masks
+                // the value it reports.
                 Err(_) => r.fail(
                     "connectionString",
-                    &redact(part),
+                    part,
                     "not an AMQP URI (expected amqp[s]://user:password@host[:port][/vhost])",
                 ),
             }
@@ -78,22 +79,6 @@ pub(super) fn connection_uris(r: &mut Reader<'_>) -> Vec<AMQPUri> {
         uris.push(uri);
     }
     uris
-}
-
-/// A URI for logs and errors, password removed: `scheme://user:<secret>@…`.
-/// Malformed input (`amqp:guest:s3cret@host`, no `//`) cannot be split
-/// reliably, so everything before its last `@` is masked.
-pub fn redact(uri: &str) -> String {
-    let Some(at) = uri.rfind('@') else {
-        return uri.to_string();
-    };
-    match uri.find("://") {
-        Some(s) if s + 3 <= at => {
-            let user = uri[s + 3..at].split(':').next().unwrap_or_default();
-            format!("{}{user}:{SECRET_MASK}{}", &uri[..s + 3], &uri[at..])
-        }
-        _ => format!("{SECRET_MASK}{}", &uri[at..]),
-    }
 }
 
 /// Where a URI points, for logs (no credentials).

@@ -88,9 +88,6 @@ impl GrpcAppChannel {
 
 fn insert(md: &mut MetadataMap, key: &str, value: &str) {
     let key = key.to_ascii_lowercase();
-    if key.ends_with("-bin") || key.starts_with("grpc-") {
-        return;
-    }
     if let (Ok(k), Ok(v)) = (
         AsciiMetadataKey::from_bytes(key.as_bytes()),
         AsciiMetadataValue::try_from(value),

@@ -10,10 +10,14 @@ use bytes::Bytes;
 use super::*;
 use crate::broker::{Feature, Handler, Metadata, SubscribeRequest, Subscription};
 
-/// Records what it accepted; refuses with `Unavailable` while down.
+/// Records what it accepted; refuses with `Unavailable` while down. The
+/// first attempt of each body in `slow` never gets a confirm (the outbox's
+/// direct timeout gives up on it).
 #[derive(Default)]
 struct Fake {
     down: AtomicBool,
+    slow: Mutex<Vec<String>>,
+    attempts: std::sync::atomic::AtomicUsize,
     got: Mutex<Vec<(Option<String>, String)>>,
 }
 
@@ -23,10 +27,19 @@ impl PubSub for Fake {
         &[]
     }
     async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(BrokerError::Unavailable("down".into()));
         }
         let body = String::from_utf8_lossy(&req.data).into_owned();
+        let hang = {
+            let mut slow = self.slow.lock().expect("lock");
+            let hit = slow.iter().position(|b| *b == body);
+            hit.map(|i| slow.remove(i)).is_some()
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         self.got.lock().expect("lock").push((req.key, body));
         Ok(())
     }
@@ -64,15 +77,8 @@ fn cfg(dir: &std::path::Path, max_bytes: u64) -> OutboxConfig {
     }
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    crate::broker::conformance::eventually(what, cond, |done| *done).await;
 }
 
 /// Per-key sequence numbers in the order the fake received them.
@@ -239,49 +245,6 @@ async fn permanent_errors_reach_the_caller_unbuffered() {
     ob.close().await;
 }
 
-/// The first attempt of each body in `slow` never gets a confirm (the
-/// outbox's direct timeout gives up on it); everything else is taken.
-#[derive(Default)]
-struct SlowOnce {
-    slow: Mutex<Vec<String>>,
-    attempts: std::sync::atomic::AtomicUsize,
-    got: Mutex<Vec<(Option<String>, String)>>,
-}
-
-#[async_trait]
-impl PubSub for SlowOnce {
-    fn features(&self) -> &[Feature] {
-        &[]
-    }
-    async fn publish(&self, req: PublishRequest) -> Result<(), BrokerError> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-        let body = String::from_utf8_lossy(&req.data).into_owned();
-        let hang = {
-            let mut slow = self.slow.lock().expect("lock");
-            let hit = slow.iter().position(|b| *b == body);
-            hit.map(|i| slow.remove(i)).is_some()
-        };
-        if hang {
-            std::future::pending::<()>().await;
-        }
-        self.got.lock().expect("lock").push((req.key, body));
-        Ok(())
-    }
-    async fn subscribe(
-        &self,
-        _req: SubscribeRequest,
-        _handler: Arc<dyn Handler>,
-    ) -> Result<Subscription, BrokerError> {
-        Err(BrokerError::Rejected("no subscriptions".into()))
-    }
-    async fn ping(&self) -> Result<(), BrokerError> {
-        Ok(())
-    }
-    async fn close(&self) -> Result<(), BrokerError> {
-        Ok(())
-    }
-}
-
 /// Two publishes of one key in flight together: the first gets no confirm
 /// in time and is buffered. Before, the second saw an empty outbox, went
 /// straight to the broker and arrived first; now it waits for the first to
@@ -289,7 +252,7 @@ impl PubSub for SlowOnce {
 #[tokio::test]
 async fn a_slow_publish_is_not_overtaken_by_a_later_one_of_its_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Arc::new(SlowOnce::default());
+    let broker = Arc::new(Fake::default());
     broker.slow.lock().expect("lock").push("k1".into());
     let mut config = cfg(dir.path(), 1 << 20);
     config.direct_timeout = Duration::from_millis(200);
